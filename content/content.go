@@ -11,8 +11,6 @@ package content
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +22,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Info describes a committed blob.
@@ -51,7 +50,7 @@ func Open(root string) (*Store, error) {
 	}
 	lf := filepath.Join(root, "oci-layout")
 	if _, err := os.Stat(lf); errors.Is(err, fs.ErrNotExist) {
-		if err := writeFileAtomic(lf, []byte(layoutFile), 0o644); err != nil {
+		if err := fsutil.WriteFileAtomic(lf, []byte(layoutFile), 0o644); err != nil {
 			return nil, fmt.Errorf("open content store: %w", err)
 		}
 	}
@@ -218,32 +217,3 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
-func randomName(prefix string) string {
-	var b [8]byte
-	rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
-
-// writeFileAtomic writes data to path through a synced temporary file and a
-// rename, so that readers see the old content or the new, never a mix.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := filepath.Join(filepath.Dir(path), randomName("."+filepath.Base(path)+".tmp-"))
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}

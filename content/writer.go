@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // Writer streams a blob into the store. Nothing is visible until Commit;
@@ -89,7 +90,7 @@ func (w *Writer) Commit(ctx context.Context, expected digest.Digest) (Info, erro
 		os.Remove(w.f.Name())
 		return Info{}, fmt.Errorf("commit blob %s: %w", d, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := fsutil.SyncDir(filepath.Dir(dst)); err != nil {
 		return Info{}, fmt.Errorf("commit blob %s: %w", d, err)
 	}
 	st, err := os.Stat(dst)
@@ -107,13 +108,4 @@ func (w *Writer) Close() error {
 	w.done = true
 	w.f.Close()
 	return os.Remove(w.f.Name())
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
