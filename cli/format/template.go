@@ -67,7 +67,7 @@ func title(s string) string {
 		if start && c >= 'a' && c <= 'z' {
 			b[i] = c - 'a' + 'A'
 		}
-		start = !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '\'' || c >= 0x80)
+		start = !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80)
 	}
 	return string(b)
 }

@@ -64,8 +64,8 @@ func TestTemplate(t *testing.T) {
 		{"plain template no items", "{{.ID}}", nil, ""},
 		{"json", "json", images[1:],
 			`{"Repository":"docker.io/library/alpine","Tag":"3.19","ID":"05455a08881e","CreatedSince":"About a minute ago","Size":"7.38MB","Labels":null,"Names":null}` + "\n"},
-		{"funcs", `{{lower "AbC"}} {{title "hello wide-world"}} {{truncate .ID 4}} {{json .Labels}} {{index (split .Repository "/") 0}} {{println .Tag}}`, images[:1],
-			"abc Hello Wide-World beae {\"a\":\"1\"} busybox latest\n\n"},
+		{"funcs", `{{lower "AbC"}} {{title "hello wide-world don't"}} {{truncate .ID 4}} {{json .Labels}} {{index (split .Repository "/") 0}} {{println .Tag}}`, images[:1],
+			"abc Hello Wide-World Don'T beae {\"a\":\"1\"} busybox latest\n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmpl, err := Parse(tc.format, imagesTable, imageHeaders)
