@@ -58,23 +58,40 @@ func NewPodman(t testing.TB, runtime string) *Podman {
 	if err := PodmanAvailable(); err != nil {
 		t.Skip(err)
 	}
-	dir := t.TempDir()
+	dir, err := os.MkdirTemp(shortTempDir(), "podman-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := UnmountAll(dir); err != nil {
+			t.Errorf("cleaning up podman's storage: %v", err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("cleaning up podman's storage: %v", err)
+		}
+	})
 	p, err := SetupPodman(dir, runtime)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p.t = t
-	t.Cleanup(func() {
-		if err := UnmountAll(dir); err != nil {
-			t.Errorf("cleaning up podman's storage: %v", err)
-		}
-	})
 	return p
 }
 
+// shortTempDir returns a directory for podman's storage: podman refuses a run
+// root longer than 50 characters, which rules out t.TempDir (named after the
+// test) and may rule out a long $TMPDIR.
+func shortTempDir() string {
+	if d := os.TempDir(); len(d) <= 16 {
+		return d
+	}
+	return "/tmp"
+}
+
 // SetupPodman prepares podman storage and configuration in dir, which must
-// exist, for programs that are not tests (the benchmarks). The caller removes
-// dir when done, after UnmountAll(dir).
+// exist and have a short path (podman refuses a run root longer than 50
+// characters), for programs that are not tests (the benchmarks). The caller
+// removes dir when done, after UnmountAll(dir).
 func SetupPodman(dir, runtime string) (*Podman, error) {
 	bin, err := exec.LookPath("podman")
 	if err != nil {
@@ -94,7 +111,7 @@ func SetupPodman(dir, runtime string) (*Podman, error) {
 		Bin:      bin,
 		Dir:      dir,
 		Root:     filepath.Join(dir, "root"),
-		RunRoot:  filepath.Join(dir, "runroot"),
+		RunRoot:  filepath.Join(dir, "run"),
 		TmpDir:   filepath.Join(dir, "tmp"),
 		ConfFile: filepath.Join(dir, "containers.conf"),
 		Runtime:  runtime,
