@@ -1,0 +1,75 @@
+package harness
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// PrintTable writes results as a table, one line per peer of each row: the
+// row, berth's median, the peer, its median, and the ratio of berth's median
+// time to the peer's (below 1 means berth is faster). Rows with a byte count
+// show throughput beside each median. Under the table, a legend repeats each
+// row's note.
+func PrintTable(w io.Writer, runs int, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "ROW\tBERTH\tPEER\tPEER MEDIAN\tBERTH/PEER\n")
+	for _, r := range results {
+		for i, p := range r.Peers {
+			name, berth := r.Row.Name, cell(r.Row, r.Berth)
+			if i > 0 {
+				name, berth = "", `"`
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, berth, p.Side.Name, cell(r.Row, p), ratio(r.Berth, p))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nMedians of %d runs per side, sides interleaved, after one untimed warm-up run each.\n", runs)
+	for _, r := range results {
+		if r.Row.Note != "" {
+			fmt.Fprintf(w, "- %s: %s\n", r.Row.Name, r.Row.Note)
+		}
+		for _, m := range append([]Measure{r.Berth}, r.Peers...) {
+			if m.Err != nil {
+				fmt.Fprintf(w, "  %s: not measured: %s\n", m.Side.Name, firstLine(m.Err.Error()))
+			}
+		}
+	}
+	return nil
+}
+
+// cell formats one side's median, with throughput if the row has a size.
+func cell(row Row, m Measure) string {
+	if m.Err != nil {
+		return "n/a"
+	}
+	med := m.Median()
+	s := formatDuration(med)
+	if row.Bytes > 0 && med > 0 {
+		s += fmt.Sprintf(" (%.0f MB/s)", float64(row.Bytes)/1e6/med.Seconds())
+	}
+	return s
+}
+
+func ratio(berth, peer Measure) string {
+	if berth.Err != nil || peer.Err != nil || peer.Median() == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f", berth.Median().Seconds()/peer.Median().Seconds())
+}
+
+func formatDuration(d time.Duration) string {
+	if d < time.Second {
+		return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+	}
+	return fmt.Sprintf("%.3f s", d.Seconds())
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(s, "\n")
+	return first
+}
