@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -101,7 +102,7 @@ func printVersions(berth string) {
 	}
 	for _, t := range tools {
 		out, err := exec.Command(t[0], t[1:]...).CombinedOutput()
-		fmt.Printf("  %-8s %s\n", strings.TrimPrefix(t[0], "bin/"), firstLine(string(out), err))
+		fmt.Printf("  %-8s %s\n", filepath.Base(t[0]), firstLine(string(out), err))
 	}
 }
 
