@@ -35,7 +35,7 @@ func PrintTable(w io.Writer, runs int, results []Result) error {
 		}
 		for _, m := range append([]Measure{r.Berth}, r.Peers...) {
 			if m.Err != nil {
-				fmt.Fprintf(w, "  %s: not measured: %s\n", m.Side.Name, firstLine(m.Err.Error()))
+				fmt.Fprintf(w, "  %s: not measured: %s\n", m.Side.Name, indent(m.Err.Error(), maxErrLines))
 			}
 		}
 	}
@@ -69,7 +69,16 @@ func formatDuration(d time.Duration) string {
 	return fmt.Sprintf("%.3f s", d.Seconds())
 }
 
-func firstLine(s string) string {
-	first, _, _ := strings.Cut(s, "\n")
-	return first
+// maxErrLines bounds how much of a failed side's error (often a command's
+// output) the legend repeats.
+const maxErrLines = 6
+
+// indent returns the first n lines of s, the lines after the first indented
+// to sit under it in the legend.
+func indent(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], "...")
+	}
+	return strings.Join(lines, "\n    ")
 }
