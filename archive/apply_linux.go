@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -47,13 +46,14 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply layer: open %s: %w", dir, err)
 	}
-	hr := &hashReader{r: dr, h: sha256.New()}
+	pf := newPrefetcher(dr)
+	defer pf.stop()
 	a := &applier{
 		ctx:      ctx,
 		root:     dir,
 		rootFD:   rootFD,
 		mode:     opts.Whiteouts,
-		tr:       tar.NewReader(hr),
+		tr:       tar.NewReader(pf),
 		buf:      make([]byte, readBufSize),
 		cacheFD:  -1,
 		written:  make(map[string]struct{}),
@@ -61,20 +61,23 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (App
 	}
 	defer a.close()
 
-	if err := a.run(); err != nil {
-		return ApplyResult{}, fmt.Errorf("apply layer to %s: %w", dir, src.blame(err))
+	err = a.run()
+	if err == nil {
+		// Read the end-of-archive blocks and any padding after them, so
+		// that the digest covers the whole stream.
+		_, err = io.CopyBuffer(io.Discard, pf, a.buf)
 	}
-	// Read the end-of-archive blocks and any padding after them, so that the
-	// digest covers the whole stream, then whatever is left of r.
-	if _, err := io.CopyBuffer(io.Discard, hr, a.buf); err != nil {
-		return ApplyResult{}, fmt.Errorf("apply layer to %s: %w", dir, src.blame(err))
+	pf.stop()
+	if err == nil {
+		// Then whatever is left of r after the compressed stream.
+		_, err = io.CopyBuffer(io.Discard, src, a.buf)
 	}
-	if _, err := io.CopyBuffer(io.Discard, src, a.buf); err != nil {
+	if err != nil {
 		return ApplyResult{}, fmt.Errorf("apply layer to %s: %w", dir, src.blame(err))
 	}
 	return ApplyResult{
-		DiffID: digest.NewDigestFromBytes(digest.SHA256, hr.h.Sum(nil)),
-		Size:   hr.n,
+		DiffID: digest.NewDigestFromBytes(digest.SHA256, pf.h.Sum(nil)),
+		Size:   pf.n,
 	}, nil
 }
 
@@ -134,25 +137,6 @@ func isFormatError(err error) bool {
 		return false
 	}
 	return true
-}
-
-// hashReader hashes and counts what is read through it.
-type hashReader struct {
-	r io.Reader
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-	}
-	n int64
-}
-
-func (h *hashReader) Read(p []byte) (int, error) {
-	n, err := h.r.Read(p)
-	if n > 0 {
-		h.h.Write(p[:n])
-		h.n += int64(n)
-	}
-	return n, err
 }
 
 // applier holds the state of one Apply.
