@@ -2,8 +2,7 @@
 // docker CLI does: the --format Go templates of list commands (default
 // tables, "table ..." with derived headers, "json", free templates), the
 // JSON or template output of inspect commands, the human units of sizes,
-// ages and short IDs, and the --filter key=value flags with their matching
-// rules. It is pure: it formats values it is given and never talks to the
+// ages and short IDs. It is pure: it formats values it is given and never talks to the
 // engine.
 package format
 

@@ -1,4 +1,4 @@
-package format
+package filters
 
 import (
 	"reflect"
@@ -7,22 +7,22 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 )
 
-func TestParseFilters(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, tc := range []struct {
 		args    []string
 		allowed []string
-		want    Filters
+		want    Args
 		err     string
 	}{
-		{args: nil, want: Filters{}},
+		{args: nil, want: Args{}},
 		{args: []string{"dangling=true", " Label = a=b ", "label=c", "label=c", ""},
 			allowed: []string{"dangling", "label"},
-			want:    Filters{"dangling": {"true"}, "label": {"a=b", "c"}}},
-		{args: []string{"anything=x", "empty="}, want: Filters{"anything": {"x"}, "empty": {""}}},
+			want:    Args{"dangling": {"true"}, "label": {"a=b", "c"}}},
+		{args: []string{"anything=x", "empty="}, want: Args{"anything": {"x"}, "empty": {""}}},
 		{args: []string{"foo=bar"}, allowed: []string{"dangling"}, err: "invalid filter 'foo'"},
 		{args: []string{"foo=bar", "dangling"}, allowed: []string{"dangling"}, err: "bad format of filter (expected name=value)"},
 	} {
-		f, err := ParseFilters(tc.args, tc.allowed...)
+		f, err := Parse(tc.args, tc.allowed...)
 		if tc.err != "" {
 			if err == nil || err.Error() != tc.err || !errdefs.IsInvalidArgument(err) {
 				t.Errorf("%q: error %v, want %s", tc.args, err, tc.err)
@@ -36,7 +36,7 @@ func TestParseFilters(t *testing.T) {
 }
 
 func TestFiltersMatch(t *testing.T) {
-	f := Filters{"name": {"web", "^db-[0-9]+$"}}
+	f := Args{"name": {"web", "^db-[0-9]+$"}}
 	for _, tc := range []struct {
 		key, value string
 		want       bool
@@ -70,7 +70,7 @@ func TestFiltersBool(t *testing.T) {
 		{values: []string{"maybe"}, set: true, err: "invalid filter 'dangling=[maybe]'"},
 		{values: []string{"true", "0"}, set: true, err: "invalid filter 'dangling=[true 0]'"},
 	} {
-		f := Filters{}
+		f := Args{}
 		if tc.values != nil {
 			f["dangling"] = tc.values
 		}
@@ -96,7 +96,7 @@ func TestFiltersMatchLabels(t *testing.T) {
 		{[]string{"env", "owner"}, labels, false},
 		{[]string{"env"}, nil, false},
 	} {
-		f := Filters{}
+		f := Args{}
 		if tc.filters != nil {
 			f["label"] = tc.filters
 		}
@@ -125,7 +125,7 @@ func TestFiltersMatchReference(t *testing.T) {
 		{[]string{"busy*"}, "Not A Ref", false},
 		{[]string{"<none>*"}, "<none>:<none>", true},
 	} {
-		f := Filters{}
+		f := Args{}
 		if tc.patterns != nil {
 			f["reference"] = tc.patterns
 		}

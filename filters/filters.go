@@ -1,4 +1,8 @@
-package format
+// Package filters owns Docker's --filter key=value arguments: how they are
+// parsed and how list and prune operations match objects against them. The
+// CLI parses them; the engine matches them; the Docker API will pass them
+// through.
+package filters
 
 import (
 	"fmt"
@@ -11,18 +15,18 @@ import (
 	"github.com/distribution/reference"
 )
 
-// Filters are the --filter key=value flags of a command: each key with its
+// Args are the --filter key=value flags of a command: each key with its
 // values, in the order given and without repeats. A key that was not given
 // filters nothing, so every Match helper reports true for it.
-type Filters map[string][]string
+type Args map[string][]string
 
-// ParseFilters parses repeated --filter flags as docker does: "key=value",
+// Parse parses repeated --filter flags as docker does: "key=value",
 // the key trimmed and lower-cased, the value trimmed; empty flags are
 // ignored. A flag without "=" is "bad format of filter (expected
 // name=value)"; a key not among allowed (when any are given) is "invalid
 // filter 'key'". Both errors are of class errdefs.ErrInvalidArgument.
-func ParseFilters(args []string, allowed ...string) (Filters, error) {
-	f := Filters{}
+func Parse(args []string, allowed ...string) (Args, error) {
+	f := Args{}
 	for _, arg := range args {
 		if arg == "" {
 			continue
@@ -44,17 +48,17 @@ func ParseFilters(args []string, allowed ...string) (Filters, error) {
 	return f, nil
 }
 
-func (f Filters) add(key, value string) {
+func (f Args) add(key, value string) {
 	if !slices.Contains(f[key], value) {
 		f[key] = append(f[key], value)
 	}
 }
 
 // Get returns the values given for key.
-func (f Filters) Get(key string) []string { return f[key] }
+func (f Args) Get(key string) []string { return f[key] }
 
 // Has reports whether key was given.
-func (f Filters) Has(key string) bool {
+func (f Args) Has(key string) bool {
 	_, ok := f[key]
 	return ok
 }
@@ -62,7 +66,7 @@ func (f Filters) Has(key string) bool {
 // Match reports whether value equals, or matches as a regular expression,
 // one of key's values (docker's rule for name-like filters); true if key
 // was not given.
-func (f Filters) Match(key, value string) bool {
+func (f Args) Match(key, value string) bool {
 	vals, ok := f[key]
 	if !ok || slices.Contains(vals, value) {
 		return true
@@ -78,7 +82,7 @@ func (f Filters) Match(key, value string) bool {
 // Bool reads a boolean filter such as dangling=true: set is false if key
 // was not given; "true" or "1" give true, "false" or "0" false, and
 // anything else, or both at once, is "invalid filter 'key=[values]'".
-func (f Filters) Bool(key string) (val, set bool, err error) {
+func (f Args) Bool(key string) (val, set bool, err error) {
 	vals, ok := f[key]
 	if !ok {
 		return false, false, nil
@@ -93,7 +97,7 @@ func (f Filters) Bool(key string) (val, set bool, err error) {
 
 // MatchLabels reports whether labels satisfy every "label" filter: label=k
 // needs key k, label=k=v needs k set to v. True if no label filter.
-func (f Filters) MatchLabels(labels map[string]string) bool {
+func (f Args) MatchLabels(labels map[string]string) bool {
 	for _, want := range f["label"] {
 		k, v, hasValue := strings.Cut(want, "=")
 		got, ok := labels[k]
@@ -108,7 +112,7 @@ func (f Filters) MatchLabels(labels map[string]string) bool {
 // the "reference" filters, shell patterns as in path.Match tried against
 // ref's familiar form ("busybox:latest") and then its familiar name
 // ("busybox"). True if no reference filter.
-func (f Filters) MatchReference(ref string) bool {
+func (f Args) MatchReference(ref string) bool {
 	patterns, ok := f["reference"]
 	if !ok {
 		return true
