@@ -29,10 +29,16 @@ func PrintTable(w io.Writer, runs int, results []Result) error {
 		return err
 	}
 	fmt.Fprintf(w, "\nMedians of %d runs per side, sides interleaved, after one untimed warm-up run each.\n", runs)
+	prevNote := ""
 	for _, r := range results {
-		if r.Row.Note != "" {
+		switch {
+		case r.Row.Note == "":
+		case r.Row.Note == prevNote:
+			fmt.Fprintf(w, "- %s: the same\n", r.Row.Name)
+		default:
 			fmt.Fprintf(w, "- %s: %s\n", r.Row.Name, r.Row.Note)
 		}
+		prevNote = r.Row.Note
 		for _, m := range append([]Measure{r.Berth}, r.Peers...) {
 			if m.Err != nil {
 				fmt.Fprintf(w, "  %s: not measured: %s\n", m.Side.Name, indent(m.Err.Error(), maxErrLines))
