@@ -1,0 +1,484 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	rcgroups "github.com/berth-dev/berth/runtime/cgroups"
+	"github.com/berth-dev/berth/runtime/internal/initproc"
+	"github.com/berth-dev/berth/runtime/seccomp"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is where container state lives unless Options.Root says
+// otherwise.
+const DefaultRoot = "/run/berth-runtime"
+
+// Options are the caller's choices for a container.
+type Options struct {
+	// Root is the state directory (DefaultRoot if empty).
+	Root string
+	// Stdin, Stdout and Stderr become the process's stdio; nil is
+	// /dev/null.
+	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles are passed to the process as descriptors 3, 4, ...
+	ExtraFiles []*os.File
+	// ConsoleSocket is the path of a unix socket that receives the pty
+	// master when the process has a terminal.
+	ConsoleSocket string
+	// PidFile, if set, receives the init's pid.
+	PidFile string
+	// NoPivot uses MS_MOVE and chroot instead of pivot_root (for a root on
+	// a ramfs).
+	NoPivot bool
+}
+
+func (o *Options) root() string {
+	if o.Root == "" {
+		return DefaultRoot
+	}
+	return o.Root
+}
+
+// ProcessError is a failure to start the container's process; ExitCode is
+// what a shell would report (127 not found, 126 not executable).
+type ProcessError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ProcessError) Error() string { return e.Msg }
+
+// ExitCode returns the exit status the failure maps to.
+func (e *ProcessError) ExitCode() int { return e.Code }
+
+// Create creates the container id from the bundle: its namespaces, root
+// filesystem and cgroup are set up and its init waits for Start. When it
+// fails, nothing is left behind.
+func Create(ctx context.Context, id, bundle string, opts Options) (*Container, error) {
+	c, err := create(ctx, id, bundle, opts, false)
+	if err != nil {
+		return nil, err
+	}
+	c.release()
+	return c, nil
+}
+
+// Run creates the container, starts it, waits for its process to exit,
+// deletes it and returns the process's exit status (128+n for signal n).
+func Run(ctx context.Context, id, bundle string, opts Options) (int, error) {
+	c, err := create(ctx, id, bundle, opts, true)
+	if err != nil {
+		return -1, err
+	}
+	defer c.Delete(context.WithoutCancel(ctx), true)
+	if err := c.startOwned(ctx); err != nil {
+		return -1, err
+	}
+	return c.Wait(ctx)
+}
+
+// spawned is what the creating process holds of an init it started.
+type spawned struct {
+	proc *os.Process
+	sync *os.File
+	dec  *json.Decoder
+	enc  *json.Encoder
+}
+
+func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c *Container, retErr error) {
+	if !validID(id) {
+		return nil, errdefs.InvalidArgument("invalid container id %q", id)
+	}
+	bundle, err := filepath.Abs(bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := spec.Root.Path
+	if !filepath.IsAbs(rootfs) {
+		rootfs = filepath.Join(bundle, rootfs)
+	}
+	if st, err := os.Stat(rootfs); err != nil || !st.IsDir() {
+		return nil, errdefs.NotFound("rootfs %s: no such directory", rootfs)
+	}
+	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
+		return nil, err
+	}
+	ns, err := planNamespaces(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.close()
+	var filter []byte
+	var filterFlags uint
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		prog, err := seccomp.Compile(spec.Linux.Seccomp)
+		if err != nil {
+			return nil, errdefs.InvalidArgument("seccomp: %v", err)
+		}
+		filter = prog.Bytes()
+		filterFlags = prog.Flags
+	}
+
+	root := opts.root()
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, fmt.Errorf("state root: %w", err)
+	}
+	dir := filepath.Join(root, id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.AlreadyExists("container %s already exists", id)
+		}
+		return nil, fmt.Errorf("state dir: %w", err)
+	}
+	var cg *rcgroups.Group
+	var sp *spawned
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if sp != nil {
+			_ = sp.proc.Kill()
+			_, _ = sp.proc.Wait()
+			sp.sync.Close()
+		}
+		if cg != nil {
+			_ = cg.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+
+	var res *specs.LinuxResources
+	cgPath := ""
+	if spec.Linux != nil {
+		res, cgPath = spec.Linux.Resources, spec.Linux.CgroupsPath
+	}
+	cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res)
+	if err != nil {
+		return nil, err
+	}
+
+	proc := spec.Process
+	cfg := &initproc.Config{
+		Mode:         initproc.ModeCreate,
+		Spec:         spec,
+		Process:      proc,
+		Rootfs:       rootfs,
+		Seccomp:      filter,
+		SeccompFlags: filterFlags,
+		NoPivot:      opts.NoPivot,
+		Cgroup:       initproc.CgroupMount{V2: cg.V2(), Paths: cg.MountPaths()},
+		FifoFD:       -1,
+		ConsoleFD:    -1,
+		MountNSFD:    -1,
+		PreserveFDs:  len(opts.ExtraFiles),
+	}
+	files := append([]*os.File(nil), opts.ExtraFiles...)
+	addFile := func(f *os.File) int {
+		files = append(files, f)
+		return 3 + len(files) - 1
+	}
+	if !owned {
+		fifo := filepath.Join(dir, fifoFile)
+		if err := unix.Mkfifo(fifo, 0o600); err != nil {
+			return nil, fmt.Errorf("exec fifo: %w", err)
+		}
+		// Read-write, so that neither side blocks opening it; the init
+		// blocks reading until start writes.
+		f, err := os.OpenFile(fifo, os.O_RDWR, 0)
+		if err != nil {
+			return nil, fmt.Errorf("exec fifo: %w", err)
+		}
+		defer f.Close()
+		cfg.FifoFD = addFile(f)
+	}
+	if proc.Terminal {
+		if opts.ConsoleSocket == "" {
+			return nil, errdefs.InvalidArgument("process.terminal needs a console socket")
+		}
+		f, err := dialUnix(opts.ConsoleSocket)
+		if err != nil {
+			return nil, fmt.Errorf("console socket: %w", err)
+		}
+		defer f.Close()
+		cfg.ConsoleFD = addFile(f)
+	}
+	if ns.mnt != nil {
+		cfg.MountNSFD = addFile(ns.mnt)
+	}
+	sysAttr := &syscall.SysProcAttr{Cloneflags: ns.flags, Setsid: proc.Terminal}
+	if ns.flags&unix.CLONE_NEWUSER != 0 {
+		for _, m := range spec.Linux.UIDMappings {
+			sysAttr.UidMappings = append(sysAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range spec.Linux.GIDMappings {
+			sysAttr.GidMappings = append(sysAttr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		sysAttr.GidMappingsEnableSetgroups = true
+	}
+	if cg.V2() {
+		// Born in its cgroup: no window where the init runs outside it, and
+		// no write to cgroup.procs afterwards.
+		d, err := cg.OpenDir()
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		sysAttr.UseCgroupFD = true
+		sysAttr.CgroupFD = int(d.Fd())
+	} else if ns.flags&unix.CLONE_NEWCGROUP != 0 {
+		// The cgroup namespace must be rooted at the container's cgroup,
+		// which on v1 the init joins only after clone: it unshares it then.
+		sysAttr.Cloneflags &^= unix.CLONE_NEWCGROUP
+		cfg.UnshareCgroupNS = true
+	}
+	hooks := spec.Hooks
+	if hooks != nil {
+		cfg.SyncCreateRuntime = len(hooks.CreateRuntime) > 0 || len(hooks.Prestart) > 0 //nolint:staticcheck // prestart is deprecated, still honoured
+	}
+
+	st := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Spec: spec, Owner: "root"}
+	if hooks != nil && (len(hooks.CreateContainer) > 0 || len(hooks.StartContainer) > 0) {
+		// Hooks inside the container see a pid of 0 for now: the init's pid
+		// in the host is not known before clone.
+		cfg.State, _ = json.Marshal(specState(st, Creating))
+	}
+
+	sp, err = spawn(ns, cfg, sysAttr, bundle, opts, files)
+	if err != nil {
+		return nil, err
+	}
+	st.Pid = sp.proc.Pid
+	if !cg.V2() {
+		if err := cg.Add(st.Pid); err != nil {
+			return nil, err
+		}
+	}
+	st.Cgroup = cg.Config()
+	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: cfg}); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	for {
+		var m initproc.Message
+		if err := sp.dec.Decode(&m); err != nil {
+			ps, _ := sp.proc.Wait()
+			sp = nil
+			return nil, fmt.Errorf("container init exited before it was ready (%v)", ps)
+		}
+		switch m.Type {
+		case initproc.MsgCreateRuntime:
+			s := specState(st, Creating)
+			err := runHooks(ctx, "createRuntime", hooks.CreateRuntime, s)
+			if err == nil {
+				err = runHooks(ctx, "prestart", hooks.Prestart, s) //nolint:staticcheck // deprecated, still honoured
+			}
+			reply := initproc.Message{Type: initproc.MsgOK}
+			if err != nil {
+				reply = initproc.Message{Type: initproc.MsgError, Error: err.Error()}
+			}
+			if err := sp.enc.Encode(reply); err != nil {
+				return nil, err
+			}
+			continue
+		case initproc.MsgError:
+			return nil, &ProcessError{Code: m.Code, Msg: m.Error}
+		case initproc.MsgReady:
+		default:
+			return nil, fmt.Errorf("container init: unexpected message %q", m.Type)
+		}
+		break
+	}
+	if st.Start, err = pidStartTime(st.Pid); err != nil {
+		return nil, fmt.Errorf("container init died: %w", err)
+	}
+	if err := st.write(dir); err != nil {
+		return nil, err
+	}
+	if opts.PidFile != "" {
+		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(st.Pid)), 0o644); err != nil {
+			return nil, fmt.Errorf("pid file: %w", err)
+		}
+	}
+	return &Container{dir: dir, st: st, cg: cg, sp: sp}, nil
+}
+
+// spawn starts the init: this binary, from a read-only mount of itself,
+// cloned into the new namespaces. Namespaces to join are entered by a
+// thread of ours just before the clone, which inherits them; that thread is
+// never given back to the Go scheduler.
+func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundle string, opts Options, files []*os.File) (*spawned, error) {
+	exe, err := selfExe()
+	if err != nil {
+		return nil, fmt.Errorf("open runtime binary: %w", err)
+	}
+	defer exe.Close()
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sync socket: %w", err)
+	}
+	parent := os.NewFile(uintptr(pair[0]), "sync")
+	child := os.NewFile(uintptr(pair[1]), "sync-child")
+	defer child.Close()
+	syncFD := 3 + len(files)
+	files = append(files, child)
+
+	devnull := func(f *os.File) *os.File {
+		if f != nil {
+			return f
+		}
+		n, _ := os.Open(os.DevNull)
+		return n
+	}
+	attr := &os.ProcAttr{
+		Dir: bundle,
+		Env: []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD)},
+		Files: append([]*os.File{devnull(opts.Stdin), devnull(opts.Stdout), devnull(opts.Stderr)},
+			files...),
+		Sys: sysAttr,
+	}
+	path := "/proc/self/fd/" + strconv.Itoa(int(exe.Fd()))
+	start := func() (*os.Process, error) {
+		return os.StartProcess(path, []string{initproc.Argv0}, attr)
+	}
+	var p *os.Process
+	if len(ns.join) == 0 {
+		p, err = start()
+	} else {
+		type result struct {
+			p   *os.Process
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			// This thread's namespaces are changed for good: keep it locked
+			// so it dies with the goroutine.
+			goruntime.LockOSThread()
+			for _, j := range ns.join {
+				if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
+					ch <- result{err: fmt.Errorf("join %s namespace %s: %w", j.typ, j.f.Name(), err)}
+					return
+				}
+			}
+			p, err := start()
+			ch <- result{p, err}
+		}()
+		r := <-ch
+		p, err = r.p, r.err
+	}
+	if err != nil {
+		parent.Close()
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	return &spawned{proc: p, sync: parent, dec: json.NewDecoder(parent), enc: json.NewEncoder(parent)}, nil
+}
+
+type nsJoin struct {
+	typ  specs.LinuxNamespaceType
+	flag int
+	f    *os.File
+}
+
+// nsPlan is how the init gets its namespaces: clone flags for new ones,
+// files for the ones to join.
+type nsPlan struct {
+	flags uintptr
+	join  []nsJoin
+	mnt   *os.File
+}
+
+func (p *nsPlan) close() {
+	for _, j := range p.join {
+		j.f.Close()
+	}
+	if p.mnt != nil {
+		p.mnt.Close()
+	}
+}
+
+var nsFlags = map[specs.LinuxNamespaceType]int{
+	specs.PIDNamespace: unix.CLONE_NEWPID, specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace: unix.CLONE_NEWNS, specs.IPCNamespace: unix.CLONE_NEWIPC,
+	specs.UTSNamespace: unix.CLONE_NEWUTS, specs.UserNamespace: unix.CLONE_NEWUSER,
+	specs.CgroupNamespace: unix.CLONE_NEWCGROUP, specs.TimeNamespace: unix.CLONE_NEWTIME,
+}
+
+func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
+	p := &nsPlan{}
+	if spec.Linux == nil {
+		return p, nil
+	}
+	for _, n := range spec.Linux.Namespaces {
+		flag := nsFlags[n.Type]
+		if n.Path == "" {
+			p.flags |= uintptr(flag)
+			continue
+		}
+		f, err := os.Open(n.Path)
+		if err != nil {
+			p.close()
+			return nil, errdefs.NotFound("%s namespace %s: %v", n.Type, n.Path, err)
+		}
+		switch n.Type {
+		case specs.MountNamespace:
+			p.mnt = f
+		case specs.UserNamespace:
+			f.Close()
+			p.close()
+			return nil, errdefs.NotImplemented("joining a user namespace by path is not supported")
+		default:
+			p.join = append(p.join, nsJoin{n.Type, flag, f})
+		}
+	}
+	if p.flags&unix.CLONE_NEWNS == 0 && p.mnt == nil {
+		p.close()
+		return nil, errdefs.InvalidArgument("config: a mount namespace is required")
+	}
+	return p, nil
+}
+
+func dialUnix(path string) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+func specState(st *saved, status Status) specs.State {
+	var ann map[string]string
+	if st.Spec != nil {
+		ann = st.Spec.Annotations
+	}
+	return specs.State{
+		Version:     specs.Version,
+		ID:          st.ID,
+		Status:      specs.ContainerState(status),
+		Pid:         st.Pid,
+		Bundle:      st.Bundle,
+		Annotations: ann,
+	}
+}

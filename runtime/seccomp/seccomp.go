@@ -1,0 +1,282 @@
+// Package seccomp owns the translation of an OCI seccomp configuration
+// (linux.seccomp of the runtime spec, as Docker's default profile is
+// expressed) into a classic BPF program for seccomp(2). It compiles in the
+// runtime's parent process, so the container's init only loads bytes.
+//
+// The program checks the architecture, then walks the rules in order: for
+// each system call a rule names, it compares the call number and the
+// rule's argument conditions (64-bit comparisons done on the two 32-bit
+// halves that seccomp_data exposes) and returns the rule's action on a
+// match; a call no rule matches gets the default action.
+package seccomp
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"runtime"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Program is a compiled filter.
+type Program struct {
+	Insns []Insn
+	// Flags are seccomp(2) SECCOMP_SET_MODE_FILTER flags.
+	Flags uint
+}
+
+// Insn is one struct sock_filter.
+type Insn struct {
+	Code   uint16
+	Jt, Jf uint8
+	K      uint32
+}
+
+// Bytes returns the program as the kernel reads it.
+func (p *Program) Bytes() []byte {
+	b := make([]byte, 0, 8*len(p.Insns))
+	for _, in := range p.Insns {
+		b = binary.NativeEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.NativeEndian.AppendUint32(b, in.K)
+	}
+	return b
+}
+
+// BPF opcodes used here.
+const (
+	ldAbsW = 0x20 // BPF_LD|BPF_W|BPF_ABS
+	jeqK   = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
+	jgtK   = 0x25
+	jgeK   = 0x35
+	andK   = 0x54 // BPF_ALU|BPF_AND|BPF_K
+	retK   = 0x06 // BPF_RET|BPF_K
+)
+
+// seccomp_data offsets.
+const (
+	offNr   = 0
+	offArch = 4
+	offArgs = 16
+)
+
+// Return values.
+const (
+	retKillProcess = 0x80000000
+	retKillThread  = 0x00000000
+	retTrap        = 0x00030000
+	retErrno       = 0x00050000
+	retTrace       = 0x7ff00000
+	retLog         = 0x7ffc0000
+	retAllow       = 0x7fff0000
+)
+
+const (
+	auditArchX86_64  = 0xc000003e
+	auditArchAArch64 = 0xc00000b7
+	x32SyscallBit    = 0x40000000
+)
+
+// newer calls than the kernel headers the table was generated from.
+var syscallsAMD64Extra = map[string]uint32{
+	"cachestat": 451, "fchmodat2": 452, "map_shadow_stack": 453, "futex_wake": 454,
+	"futex_wait": 455, "futex_requeue": 456, "statmount": 457, "listmount": 458,
+	"lsm_get_self_attr": 459, "lsm_set_self_attr": 460, "lsm_list_modules": 461,
+	"mseal": 462, "setxattrat": 463, "getxattrat": 464, "listxattrat": 465,
+	"removexattrat": 466, "open_tree_attr": 467,
+}
+
+// SyscallNumber returns the number of a system call on this architecture.
+func SyscallNumber(name string) (uint32, bool) {
+	if runtime.GOARCH != "amd64" {
+		return 0, false
+	}
+	if n, ok := syscallsAMD64[name]; ok {
+		return n, true
+	}
+	n, ok := syscallsAMD64Extra[name]
+	return n, ok
+}
+
+var flagValues = map[specs.LinuxSeccompFlag]uint{
+	specs.LinuxSeccompFlagLog:              2,
+	specs.LinuxSeccompFlagSpecAllow:        4,
+	specs.LinuxSeccompFlagWaitKillableRecv: 32,
+}
+
+// Compile turns the spec's seccomp configuration into a program.
+func Compile(s *specs.LinuxSeccomp) (*Program, error) {
+	if runtime.GOARCH != "amd64" {
+		return nil, fmt.Errorf("seccomp is not supported on %s yet", runtime.GOARCH)
+	}
+	if s.ListenerPath != "" {
+		return nil, errors.New("seccomp notify listeners are not supported")
+	}
+	def, err := action(s.DefaultAction, s.DefaultErrnoRet)
+	if err != nil {
+		return nil, fmt.Errorf("default action: %w", err)
+	}
+	p := &Program{}
+	for _, f := range s.Flags {
+		v, ok := flagValues[f]
+		if !ok {
+			return nil, fmt.Errorf("unsupported flag %q", f)
+		}
+		p.Flags |= v
+	}
+	a := &asm{}
+	// A call from another ABI (i386, x32) gets the default action: this
+	// filter speaks x86-64 numbers only.
+	a.emit(Insn{Code: ldAbsW, K: offArch})
+	a.emit(Insn{Code: jeqK, K: auditArchX86_64, Jt: 1})
+	a.emit(Insn{Code: retK, K: def})
+	a.emit(Insn{Code: ldAbsW, K: offNr})
+	a.emit(Insn{Code: jgeK, K: x32SyscallBit, Jf: 1})
+	a.emit(Insn{Code: retK, K: def})
+	for i, r := range s.Syscalls {
+		act, err := action(r.Action, r.ErrnoRet)
+		if err != nil {
+			return nil, fmt.Errorf("rule %d: %w", i, err)
+		}
+		if act == def && len(r.Args) == 0 {
+			continue
+		}
+		for _, name := range r.Names {
+			nr, ok := SyscallNumber(name)
+			if !ok {
+				continue // unknown here, as libseccomp skips it
+			}
+			if err := a.rule(nr, r.Args, act); err != nil {
+				return nil, fmt.Errorf("rule %d (%s): %w", i, name, err)
+			}
+		}
+	}
+	a.emit(Insn{Code: retK, K: def})
+	if len(a.insns) > 4096 {
+		return nil, fmt.Errorf("program too long (%d instructions)", len(a.insns))
+	}
+	p.Insns = a.insns
+	return p, nil
+}
+
+func action(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {
+	errno := uint32(1) // EPERM
+	if errnoRet != nil {
+		errno = uint32(*errnoRet)
+	}
+	switch a {
+	case specs.ActKill, specs.ActKillThread:
+		return retKillThread, nil
+	case specs.ActKillProcess:
+		return retKillProcess, nil
+	case specs.ActTrap:
+		return retTrap, nil
+	case specs.ActErrno:
+		return retErrno | errno&0xffff, nil
+	case specs.ActTrace:
+		return retTrace | errno&0xffff, nil
+	case specs.ActAllow:
+		return retAllow, nil
+	case specs.ActLog:
+		return retLog, nil
+	}
+	return 0, fmt.Errorf("unsupported action %q", a)
+}
+
+// asm assembles blocks whose jumps go to the end of the current block.
+type asm struct {
+	insns []Insn
+}
+
+func (a *asm) emit(in Insn) { a.insns = append(a.insns, in) }
+
+// rule emits: if nr matches and every condition holds, return act.
+//
+// Within a block, a jump target of -1 means "the end of the block" (the
+// rule does not match), resolved once the block's length is known.
+func (a *asm) rule(nr uint32, conds []specs.LinuxSeccompArg, act uint32) error {
+	type jinsn struct {
+		in           Insn
+		jtEnd, jfEnd bool // jump to the end of the block
+	}
+	var blk []jinsn
+	add := func(in Insn, jtEnd, jfEnd bool) { blk = append(blk, jinsn{in, jtEnd, jfEnd}) }
+	add(Insn{Code: ldAbsW, K: offNr}, false, false)
+	add(Insn{Code: jeqK, K: nr}, false, true)
+	for _, c := range conds {
+		if c.Index > 5 {
+			return fmt.Errorf("argument index %d out of range", c.Index)
+		}
+		lo := uint32(offArgs + 8*c.Index)
+		hi := lo + 4
+		vh, vl := uint32(c.Value>>32), uint32(c.Value)
+		ldHi := Insn{Code: ldAbsW, K: hi}
+		ldLo := Insn{Code: ldAbsW, K: lo}
+		switch c.Op {
+		case specs.OpEqualTo:
+			add(ldHi, false, false)
+			add(Insn{Code: jeqK, K: vh}, false, true)
+			add(ldLo, false, false)
+			add(Insn{Code: jeqK, K: vl}, false, true)
+		case specs.OpMaskedEqual:
+			mh, ml := uint32(c.Value>>32), uint32(c.Value)
+			wh, wl := uint32(c.ValueTwo>>32), uint32(c.ValueTwo)
+			add(ldHi, false, false)
+			add(Insn{Code: andK, K: mh}, false, false)
+			add(Insn{Code: jeqK, K: wh}, false, true)
+			add(ldLo, false, false)
+			add(Insn{Code: andK, K: ml}, false, false)
+			add(Insn{Code: jeqK, K: wl}, false, true)
+		case specs.OpNotEqual:
+			// Matches unless both halves are equal.
+			add(ldHi, false, false)
+			add(Insn{Code: jeqK, K: vh, Jf: 2}, false, false) // hi differs: skip lo check
+			add(ldLo, false, false)
+			add(Insn{Code: jeqK, K: vl}, true, false)
+		case specs.OpGreaterThan, specs.OpGreaterEqual:
+			// hi > vh: match; hi < vh: no; equal: compare lo.
+			op := uint16(jgtK)
+			if c.Op == specs.OpGreaterEqual {
+				op = jgeK
+			}
+			add(ldHi, false, false)
+			add(Insn{Code: jgtK, K: vh, Jt: 3}, false, false) // to after the lo check
+			add(Insn{Code: jeqK, K: vh}, false, true)
+			add(ldLo, false, false)
+			add(Insn{Code: op, K: vl}, false, true)
+		case specs.OpLessThan, specs.OpLessEqual:
+			// The negation of >= and > respectively.
+			op := uint16(jgeK)
+			if c.Op == specs.OpLessEqual {
+				op = jgtK
+			}
+			add(ldHi, false, false)
+			add(Insn{Code: jgtK, K: vh}, true, false)
+			add(Insn{Code: jeqK, K: vh, Jf: 2}, false, false) // hi < vh: match
+			add(ldLo, false, false)
+			add(Insn{Code: op, K: vl}, true, false)
+		default:
+			return fmt.Errorf("unsupported operator %q", c.Op)
+		}
+	}
+	add(Insn{Code: retK, K: act}, false, false)
+	end := len(blk)
+	for i, j := range blk {
+		in := j.in
+		if j.jtEnd || j.jfEnd {
+			off := end - i - 1
+			if off > 255 {
+				return errors.New("rule too long")
+			}
+			if j.jtEnd {
+				in.Jt = uint8(off)
+			}
+			if j.jfEnd {
+				in.Jf = uint8(off)
+			}
+		}
+		a.emit(in)
+	}
+	return nil
+}

@@ -1,0 +1,152 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/berth-dev/berth/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// LoadSpec reads and checks bundle/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, errdefs.NotFound("bundle %s: no config.json", bundle)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, errdefs.InvalidArgument("bundle %s: malformed config.json: %v", bundle, err)
+	}
+	if err := Validate(&s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+var knownNamespaces = map[specs.LinuxNamespaceType]bool{
+	specs.PIDNamespace: true, specs.NetworkNamespace: true, specs.MountNamespace: true,
+	specs.IPCNamespace: true, specs.UTSNamespace: true, specs.UserNamespace: true,
+	specs.CgroupNamespace: true, specs.TimeNamespace: true,
+}
+
+var knownRlimits = map[string]bool{
+	"RLIMIT_AS": true, "RLIMIT_CORE": true, "RLIMIT_CPU": true, "RLIMIT_DATA": true,
+	"RLIMIT_FSIZE": true, "RLIMIT_LOCKS": true, "RLIMIT_MEMLOCK": true, "RLIMIT_MSGQUEUE": true,
+	"RLIMIT_NICE": true, "RLIMIT_NOFILE": true, "RLIMIT_NPROC": true, "RLIMIT_RSS": true,
+	"RLIMIT_RTPRIO": true, "RLIMIT_RTTIME": true, "RLIMIT_SIGPENDING": true, "RLIMIT_STACK": true,
+}
+
+// Validate checks what the runtime relies on in a spec, so that bad input is
+// refused before anything is created.
+func Validate(s *specs.Spec) error {
+	if s.Root == nil || s.Root.Path == "" {
+		return errdefs.InvalidArgument("config: root.path is required")
+	}
+	if s.Process == nil {
+		return errdefs.InvalidArgument("config: process is required")
+	}
+	if err := ValidateProcess(s.Process); err != nil {
+		return err
+	}
+	if s.Linux != nil {
+		seen := map[specs.LinuxNamespaceType]bool{}
+		for _, ns := range s.Linux.Namespaces {
+			if !knownNamespaces[ns.Type] {
+				return errdefs.InvalidArgument("config: unknown namespace type %q", ns.Type)
+			}
+			if seen[ns.Type] {
+				return errdefs.InvalidArgument("config: namespace %q given twice", ns.Type)
+			}
+			seen[ns.Type] = true
+		}
+		if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
+			return errdefs.InvalidArgument("config: uid/gid mappings need a user namespace")
+		}
+	}
+	for _, m := range s.Mounts {
+		if !filepath.IsAbs(m.Destination) {
+			return errdefs.InvalidArgument("config: mount destination %q is not absolute", m.Destination)
+		}
+	}
+	return nil
+}
+
+// ValidateProcess checks a process definition.
+func ValidateProcess(p *specs.Process) error {
+	if len(p.Args) == 0 {
+		return errdefs.InvalidArgument("config: process.args is empty")
+	}
+	if p.Cwd != "" && !filepath.IsAbs(p.Cwd) {
+		return errdefs.InvalidArgument("config: process.cwd %q is not absolute", p.Cwd)
+	}
+	for _, r := range p.Rlimits {
+		if !knownRlimits[r.Type] {
+			return errdefs.InvalidArgument("config: unknown rlimit %q", r.Type)
+		}
+		if r.Soft > r.Hard {
+			return errdefs.InvalidArgument("config: rlimit %s: soft limit above hard limit", r.Type)
+		}
+	}
+	if c := p.Capabilities; c != nil {
+		for _, set := range [][]string{c.Bounding, c.Effective, c.Permitted, c.Inheritable, c.Ambient} {
+			for _, name := range set {
+				if !knownCap(name) {
+					return errdefs.InvalidArgument("config: unknown capability %q", name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func knownCap(name string) bool {
+	n := strings.ToUpper(name)
+	if !strings.HasPrefix(n, "CAP_") {
+		return false
+	}
+	for _, c := range capNames {
+		if c == n {
+			return true
+		}
+	}
+	return false
+}
+
+var capNames = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+	"CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+	"CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+	"CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+	"CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+	"CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+}
+
+// Capabilities returns the capability names the runtime knows.
+func Capabilities() []string { return append([]string(nil), capNames...) }
+
+// validID reports whether id is usable as a container ID (and directory
+// name).
+func validID(id string) bool {
+	if id == "" || id == "." || id == ".." || len(id) > 1024 {
+		return false
+	}
+	for _, r := range id {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-', r == '.', r == '+':
+		default:
+			return false
+		}
+	}
+	return true
+}
