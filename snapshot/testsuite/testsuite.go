@@ -53,13 +53,10 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 // id returns a chain ID for a test layer.
 func id(name string) digest.Digest { return digest.FromString(name) }
 
-type file struct {
-	name, data string
-	typ        byte
-}
+type file struct{ name, data string }
 
-// layer returns a tar stream of files: regular files unless typ says
-// otherwise, directories when the name ends in a slash.
+// layer returns a tar stream of files: directories when the name ends in a
+// slash, regular files otherwise.
 func layer(t *testing.T, files ...file) []byte {
 	t.Helper()
 	var buf bytes.Buffer
