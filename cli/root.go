@@ -1,0 +1,152 @@
+// Package cli is berth's command line: Docker's command names, flags,
+// output and exit codes, each command a thin translation onto one engine
+// method. It holds no logic another front (the Docker API, the CRI) would
+// need again.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/errdefs"
+)
+
+// Exit codes, as Docker uses them.
+const (
+	ExitEngineError   = 125
+	ExitCannotExecute = 126
+	ExitNotFound      = 127
+)
+
+// Streams are a command's standard streams.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// app carries the global options and opens the engine on first use.
+type app struct {
+	Streams
+	root, runRoot, logLevel, storageDriver string
+
+	eng *engine.Engine
+}
+
+func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
+	if a.eng != nil {
+		return a.eng, nil
+	}
+	e, err := engine.New(ctx, engine.Options{Root: a.root, RunRoot: a.runRoot, StorageDriver: a.storageDriver})
+	if err != nil {
+		return nil, err
+	}
+	a.eng = e
+	return e, nil
+}
+
+// exitError carries a process exit status through cobra.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// Main runs the berth command line with args (without the program name) and
+// returns the process exit status.
+func Main(ctx context.Context, args []string, s Streams) int {
+	a := &app{Streams: s}
+	root := newRoot(a)
+	root.SetArgs(args)
+	root.SetIn(s.In)
+	root.SetOut(s.Out)
+	root.SetErr(s.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	fmt.Fprintf(s.Err, "Error: %s\n", oneLine(err))
+	if errors.Is(err, errdefs.ErrInvalidArgument) && strings.Contains(err.Error(), "unknown") {
+		fmt.Fprintf(s.Err, "See 'berth --help'.\n")
+	}
+	return ExitEngineError
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "berth [OPTIONS] COMMAND",
+		Short:         "A container engine: build, ship and run containers, daemonless",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       engine.Version,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(a.logLevel)); err != nil {
+				return errdefs.InvalidArgument("invalid --log-level %q: want debug, info, warn or error", a.logLevel)
+			}
+			slog.SetDefault(slog.New(slog.NewTextHandler(a.Err, &slog.HandlerOptions{Level: lvl})))
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return errdefs.InvalidArgument("%v\nSee '%s --help'.", err, c.CommandPath())
+	})
+	root.SetVersionTemplate("berth version {{.Version}}\n")
+	defRoot := os.Getenv("BERTH_ROOT")
+	if defRoot == "" {
+		defRoot = "/var/lib/berth"
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.root, "root", defRoot, "Data root: images, layers, containers (env BERTH_ROOT)")
+	pf.StringVar(&a.runRoot, "runroot", "/run/berth", "Root of runtime state that does not survive a reboot")
+	pf.StringVar(&a.logLevel, "log-level", "warn", `Log level ("debug", "info", "warn", "error")`)
+	pf.StringVar(&a.storageDriver, "storage-driver", os.Getenv("BERTH_STORAGE_DRIVER"), `Storage driver ("overlay", "native"; default: overlay when the kernel supports it)`)
+
+	root.AddCommand(
+		newVersionCmd(a), newInfoCmd(a),
+		newImagesCmd(a, "images"), newImageCmd(a), newTagCmd(a, "tag"), newRmiCmd(a, "rmi"),
+		newHistoryCmd(a, "history"), newImportCmd(a, "import"), newSaveCmd(a, "save"),
+		newLoadCmd(a, "load"), newInspectCmd(a),
+		newSystemCmd(a),
+	)
+	return root
+}
+
+// noArgs, exactArgs and minArgs word argument errors as docker does.
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return errdefs.InvalidArgument("%q requires exactly %d argument(s).\nSee '%s --help'.", cmd.CommandPath(), n, cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < n {
+			return errdefs.InvalidArgument("%q requires at least %d argument(s).\nSee '%s --help'.", cmd.CommandPath(), n, cmd.CommandPath())
+		}
+		return nil
+	}
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return errdefs.InvalidArgument("%q accepts no arguments.\nSee '%s --help'.", cmd.CommandPath(), cmd.CommandPath())
+	}
+	return nil
+}

@@ -1,0 +1,78 @@
+// Package engine is berth as a library: every operation a user can ask for
+// (import, load, save, tag, remove, prune, and later pull, build, run, stop)
+// is one method of Engine. The CLI, the Docker Engine API and the CRI are
+// thin translations onto it.
+//
+// An Engine holds no state of its own beyond open handles: the state on disk
+// under the data root is the truth, shared safely by every berth process.
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/berth-dev/berth/content"
+	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/snapshot"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Root is the data root (default /var/lib/berth).
+	Root string
+	// RunRoot holds the state that does not survive a reboot (default /run/berth).
+	RunRoot string
+	// StorageDriver is "overlay", "native", or "" to pick overlay when the
+	// kernel supports it.
+	StorageDriver string
+}
+
+// Engine is berth's engine over one data root.
+type Engine struct {
+	root, runRoot string
+
+	content *content.Store
+	images  *image.Store
+	snaps   snapshot.Snapshotter
+}
+
+// New opens the engine's stores under opts.Root, creating them if needed.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Root == "" || opts.RunRoot == "" {
+		return nil, fmt.Errorf("open engine: root and runroot must be set")
+	}
+	for _, d := range []string{opts.Root, opts.RunRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("open engine: %w", err)
+		}
+	}
+	cs, err := content.Open(filepath.Join(opts.Root, "content"))
+	if err != nil {
+		return nil, err
+	}
+	is, err := image.Open(filepath.Join(opts.Root, "image"), filepath.Join(cs.Root(), "index.json"))
+	if err != nil {
+		return nil, err
+	}
+	sn, err := snapshot.New(filepath.Join(opts.Root, "snapshots"), opts.StorageDriver)
+	if err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	// The lock and lease files exist from the start, so that the first
+	// collection changes nothing but what it collects.
+	if err := os.MkdirAll(filepath.Join(opts.Root, "leases"), 0o700); err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	if f, err := os.OpenFile(filepath.Join(opts.Root, "gc.lock"), os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
+		f.Close()
+	}
+	return &Engine{root: opts.Root, runRoot: opts.RunRoot, content: cs, images: is, snaps: sn}, nil
+}
+
+// Root is the data root.
+func (e *Engine) Root() string { return e.root }
+
+func (e *Engine) leaseDir() string { return filepath.Join(e.root, "leases") }
+func (e *Engine) gcLock() string   { return filepath.Join(e.root, "gc.lock") }
