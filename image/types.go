@@ -28,6 +28,13 @@ const (
 	MediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 )
 
+// Non-distributable OCI layers are deprecated, but still found in images.
+const (
+	mediaTypeNonDistributable     = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+	mediaTypeNonDistributableGzip = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+	mediaTypeNonDistributableZstd = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+)
+
 // Limits on JSON documents read from untrusted sources.
 const (
 	MaxManifestSize = 4 << 20
@@ -123,8 +130,7 @@ func ParseConfig(b []byte) (*Config, error) {
 func IsLayerMediaType(mt string) bool {
 	switch mt {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
-		ocispec.MediaTypeImageLayerNonDistributable, ocispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // still found in the wild
-		ocispec.MediaTypeImageLayerNonDistributableZstd, //nolint:staticcheck
+		mediaTypeNonDistributable, mediaTypeNonDistributableGzip, mediaTypeNonDistributableZstd,
 		MediaTypeDockerLayer, MediaTypeDockerLayerGzip, MediaTypeDockerLayerZstd, MediaTypeDockerForeignLayer:
 		return true
 	}
