@@ -1,7 +1,10 @@
 package interop
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,8 +67,8 @@ func compareImages(t *testing.T, name string, got, want image) {
 	if got.ID != want.ID {
 		t.Errorf("%s: image ID (config digest) is %s in berth, %s in podman", name, got.ID, want.ID)
 	}
-	if !slices.Contains(got.RepoTags, name) {
-		t.Errorf("%s: berth's RepoTags %q lack it (podman's: %q)", name, got.RepoTags, want.RepoTags)
+	if !slices.Contains(got.RepoTags, name) || !slices.Contains(want.RepoTags, name) {
+		t.Errorf("%s: RepoTags are %q in berth, %q in podman; want both to hold it", name, got.RepoTags, want.RepoTags)
 	}
 	if !slices.Equal(got.Config.Cmd, want.Config.Cmd) {
 		t.Errorf("%s: Cmd is %q in berth, %q in podman", name, got.Config.Cmd, want.Config.Cmd)
@@ -79,6 +82,20 @@ func compareImages(t *testing.T, name string, got, want image) {
 	if !slices.Equal(got.RootFS.Layers, want.RootFS.Layers) {
 		t.Errorf("%s: layer diffIDs are\n%q in berth,\n%q in podman", name, got.RootFS.Layers, want.RootFS.Layers)
 	}
+}
+
+func fileDigest(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatalf("reading %s: %v", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // Names of the images the tests make. They are fully qualified, in
@@ -102,10 +119,14 @@ func TestBerthSaveLoadsInPodman(t *testing.T) {
 	b.MustRun("save", "-o", archive, berthBusybox, berthHello)
 
 	p.MustRun("load", "-i", archive)
-	for _, name := range []string{berthBusybox, berthHello} {
+	for name, rootfs := range map[string]string{berthBusybox: imgs.Busybox, berthHello: imgs.Hello} {
 		got := berthInspect(t, b, name)
-		want := podmanInspect(t, p, name)
-		compareImages(t, name, got, want)
+		// An uncompressed rootfs tarball is imported as is, so the
+		// layer's diffID is the tarball's digest, as in Docker and podman.
+		if want := []string{fileDigest(t, rootfs)}; !slices.Equal(got.RootFS.Layers, want) {
+			t.Errorf("%s: berth's layer diffIDs are %q, want the tarball's digest %q", name, got.RootFS.Layers, want)
+		}
+		compareImages(t, name, got, podmanInspect(t, p, name))
 	}
 
 	res := p.MustRun("run", "--rm", "--network", "none", berthBusybox, "echo", "hi")
@@ -141,9 +162,24 @@ func podmanImages(t *testing.T, p *testutil.Podman) {
 	p.MustRun("build", "-q", "--network", "none", "-t", podmanLayers, ctx)
 }
 
+// checkPodmanImages checks that podman made the images podmanImages asks
+// for, so that comparisons with them are not vacuous.
+func checkPodmanImages(t *testing.T, p *testutil.Podman) {
+	t.Helper()
+	bb := podmanInspect(t, p, podmanBusybox)
+	if len(bb.RootFS.Layers) != 1 || !slices.Equal(bb.Config.Cmd, []string{"sh"}) || !slices.Contains(bb.Config.Env, "FOO=bar") {
+		t.Fatalf("podman made %s with layers %q, Cmd %q, Env %q", podmanBusybox, bb.RootFS.Layers, bb.Config.Cmd, bb.Config.Env)
+	}
+	l := podmanInspect(t, p, podmanLayers)
+	if len(l.RootFS.Layers) != 2 || !slices.Equal(l.Config.Entrypoint, []string{"cat"}) || !slices.Contains(l.Config.Env, "BAR=baz") {
+		t.Fatalf("podman made %s with layers %q, Entrypoint %q, Env %q", podmanLayers, l.RootFS.Layers, l.Config.Entrypoint, l.Config.Env)
+	}
+}
+
 func TestPodmanSaveLoadsInBerth(t *testing.T) {
 	p := testutil.NewPodman(t, "runc")
 	podmanImages(t, p)
+	checkPodmanImages(t, p)
 
 	for _, format := range []string{"docker-archive", "oci-archive"} {
 		t.Run(format, func(t *testing.T) {
@@ -167,6 +203,7 @@ func TestSkopeoOCIArchiveLoadsInBerth(t *testing.T) {
 	}
 	p := testutil.NewPodman(t, "runc")
 	podmanImages(t, p)
+	checkPodmanImages(t, p)
 	want := podmanInspect(t, p, podmanLayers)
 	src := filepath.Join(t.TempDir(), "podman-save.tar")
 	p.MustRun("save", "-q", "--format", "docker-archive", "-o", src, podmanLayers)
