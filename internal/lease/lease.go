@@ -21,7 +21,6 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
-
 )
 
 // Resources are what leases protect.
@@ -157,4 +156,3 @@ func startTime(pid int) (string, error) {
 	}
 	return f[19], nil // field 22 overall; fields here start at 3
 }
-
