@@ -92,7 +92,7 @@ func printVersions(berth string) {
 	}
 	fmt.Printf("machine: %d CPUs, kernel %s, %s\n", runtime.NumCPU(), kernel, runtime.Version())
 	tools := [][]string{
-		{berth, "version"},
+		{berth, "--version"},
 		{"podman", "--version"},
 		{"crun", "--version"},
 		{"runc", "--version"},
