@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/registry"
+)
+
+// newRegistryCmd is `berth registry`: berth's own OCI registry.
+func newRegistryCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "registry COMMAND",
+		Short: "Run berth's own OCI distribution registry",
+		Args:  noArgs,
+	}
+	cmd.AddCommand(newRegistryServeCmd(a), newRegistryGCCmd(a))
+	return cmd
+}
+
+// registryFlags are the flags shared by the registry subcommands; set flags
+// override the config file.
+type registryFlags struct {
+	config, addr, root, cert, key, htpasswd string
+	readOnly, accessLog                     bool
+	gcInterval, gcGrace                     time.Duration
+	maxManifest, maxBody                    int64
+}
+
+func (f *registryFlags) load(cmd *cobra.Command, a *app) (registry.Config, error) {
+	var cfg registry.Config
+	if f.config != "" {
+		c, err := registry.LoadConfig(f.config)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = c
+	}
+	fl := cmd.Flags()
+	set := func(name string, apply func()) {
+		if fl.Changed(name) {
+			apply()
+		}
+	}
+	set("addr", func() { cfg.Addr = f.addr })
+	set("root", func() { cfg.Root = f.root })
+	set("tls-cert", func() { cfg.TLS.Cert = f.cert })
+	set("tls-key", func() { cfg.TLS.Key = f.key })
+	set("htpasswd", func() { cfg.Auth.Htpasswd = f.htpasswd })
+	set("read-only", func() { cfg.ReadOnly = f.readOnly })
+	set("access-log", func() { cfg.AccessLog = f.accessLog })
+	set("gc-interval", func() { cfg.GC.Interval = registry.Duration(f.gcInterval) })
+	set("gc-grace", func() { cfg.GC.Grace = registry.Duration(f.gcGrace) })
+	set("max-manifest-size", func() { cfg.Limits.ManifestSize = f.maxManifest })
+	set("max-body-size", func() { cfg.Limits.BodySize = f.maxBody })
+	if cfg.Root == "" {
+		cfg.Root = filepath.Join(a.root, "registry")
+	}
+	return cfg, nil
+}
+
+func (f *registryFlags) register(cmd *cobra.Command, serve bool) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.config, "config", "c", "", "Config file (JSON, see registry/README.md); flags override it")
+	fl.StringVar(&f.root, "root", "", "Storage directory (default <data root>/registry)")
+	fl.DurationVar(&f.gcGrace, "gc-grace", time.Hour, "Garbage collection keeps anything younger than this")
+	if !serve {
+		return
+	}
+	fl.StringVarP(&f.addr, "addr", "a", registry.DefaultAddr, "Listen address")
+	fl.StringVar(&f.cert, "tls-cert", "", "TLS certificate file (PEM); serve HTTPS with --tls-key")
+	fl.StringVar(&f.key, "tls-key", "", "TLS private key file (PEM)")
+	fl.StringVar(&f.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) for basic authentication")
+	fl.BoolVar(&f.readOnly, "read-only", false, "Refuse pushes and deletes")
+	fl.BoolVar(&f.accessLog, "access-log", false, "Log every request")
+	fl.DurationVar(&f.gcInterval, "gc-interval", 0, "Collect garbage this often while serving (0: never)")
+	fl.Int64Var(&f.maxManifest, "max-manifest-size", 4<<20, "Largest manifest accepted, in bytes")
+	fl.Int64Var(&f.maxBody, "max-body-size", 0, "Largest request body accepted, in bytes (0: no limit)")
+}
+
+func newRegistryServeCmd(a *app) *cobra.Command {
+	var f registryFlags
+	cmd := &cobra.Command{
+		Use:   "serve [OPTIONS]",
+		Short: "Serve the OCI distribution API until interrupted",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.load(cmd, a)
+			if err != nil {
+				return err
+			}
+			if !cmd.Flags().Changed("log-level") {
+				// A server reports that it listens and stops.
+				slog.SetDefault(slog.New(slog.NewTextHandler(a.Err, &slog.HandlerOptions{Level: slog.LevelInfo})))
+			}
+			r, err := registry.New(cfg, slog.Default())
+			if err != nil {
+				return err
+			}
+			return r.Serve(cmd.Context(), nil)
+		},
+	}
+	f.register(cmd, true)
+	return cmd
+}
+
+func newRegistryGCCmd(a *app) *cobra.Command {
+	var f registryFlags
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "gc [OPTIONS]",
+		Short: "Remove unreferenced blobs and untagged manifests (safe while the registry serves)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := f.load(cmd, a)
+			if err != nil {
+				return err
+			}
+			rep, err := registry.GC(cmd.Context(), cfg, dryRun)
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(a.Out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return fmt.Errorf("registry gc: %w", err)
+			}
+			return nil
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "Report what would be removed, remove nothing")
+	return cmd
+}

@@ -1,0 +1,250 @@
+// Package server owns the HTTP face of berth's registry: the OCI
+// distribution API 1.1 (/v2/...) over a storage.Store, with authorization,
+// request logs, limits and a Prometheus /metrics endpoint.
+package server
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/registry/auth"
+	"github.com/berth-dev/berth/registry/storage"
+)
+
+// Options configure a Handler.
+type Options struct {
+	// Auth authorizes requests; nil lets everyone do everything.
+	Auth auth.Authorizer
+	// ReadOnly refuses every write with 405 UNSUPPORTED.
+	ReadOnly bool
+	// MaxManifestSize bounds a manifest's size (default 4 MiB).
+	MaxManifestSize int64
+	// MaxBodySize bounds the body of any one blob request; 0 is no limit.
+	MaxBodySize int64
+	// Logger receives one line per request; nil logs nothing.
+	Logger *slog.Logger
+}
+
+// DefaultMaxManifestSize is the manifest limit when Options leave it unset;
+// the spec asks registries to accept at least 4 MiB.
+const DefaultMaxManifestSize = 4 << 20
+
+// Handler serves the distribution API over a store.
+type Handler struct {
+	store   *storage.Store
+	opts    Options
+	metrics *metrics
+}
+
+// New returns a Handler serving store.
+func New(store *storage.Store, opts Options) *Handler {
+	if opts.MaxManifestSize <= 0 {
+		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	return &Handler{store: store, opts: opts, metrics: newMetrics()}
+}
+
+// route is a parsed /v2/ path.
+type route struct {
+	kind string // ping, catalog, tags, manifest, blob, uploads, upload, referrers
+	name string // repository
+	ref  string // tag, digest or upload id
+}
+
+func parseRoute(p string) (route, bool) {
+	rest, ok := strings.CutPrefix(p, "/v2/")
+	if !ok {
+		if p == "/v2" {
+			return route{kind: "ping"}, true
+		}
+		return route{}, false
+	}
+	switch rest {
+	case "":
+		return route{kind: "ping"}, true
+	case "_catalog":
+		return route{kind: "catalog"}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/tags/list"); ok {
+		return route{kind: "tags", name: name}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads/"); ok {
+		return route{kind: "uploads", name: name}, true
+	}
+	if name, ok := strings.CutSuffix(rest, "/blobs/uploads"); ok {
+		return route{kind: "uploads", name: name}, true
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return route{}, false
+	}
+	head, last := rest[:i], rest[i+1:]
+	j := strings.LastIndexByte(head, '/')
+	if j < 0 {
+		return route{}, false
+	}
+	name, kind := head[:j], head[j+1:]
+	switch kind {
+	case "manifests":
+		return route{kind: "manifest", name: name, ref: last}, true
+	case "blobs":
+		return route{kind: "blob", name: name, ref: last}, true
+	case "referrers":
+		return route{kind: "referrers", name: name, ref: last}, true
+	case "uploads":
+		if name, ok := strings.CutSuffix(name, "/blobs"); ok {
+			return route{kind: "upload", name: name, ref: last}, true
+		}
+	}
+	return route{}, false
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	var user string
+	defer func() {
+		d := time.Since(start)
+		h.metrics.observe(r.Method, rec.status, d, rec.bytes)
+		if h.opts.Logger != nil {
+			h.opts.Logger.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"bytes", rec.bytes, "duration", d, "remote", r.RemoteAddr, "user", user)
+		}
+	}()
+	if r.URL.Path == "/metrics" {
+		h.metrics.serve(rec, r)
+		return
+	}
+	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rt, ok := parseRoute(r.URL.Path)
+	if !ok {
+		writeError(rec, newError(http.StatusNotFound, codeNameUnknown, "unknown path "+strconv.Quote(r.URL.Path)))
+		return
+	}
+	if rt.name != "" && !storage.ValidName(rt.name) {
+		writeError(rec, newError(http.StatusBadRequest, codeNameInvalid, "invalid repository name "+strconv.Quote(rt.name)))
+		return
+	}
+	write := r.Method != http.MethodGet && r.Method != http.MethodHead
+	if write && h.opts.ReadOnly && rt.kind != "ping" {
+		writeError(rec, newError(http.StatusMethodNotAllowed, codeUnsupported, "the registry is read-only"))
+		return
+	}
+	if h.opts.Auth != nil {
+		u, err := h.opts.Auth.Authorize(r, needs(rt, r))
+		if err != nil {
+			var c *auth.Challenge
+			if errors.As(err, &c) {
+				if c.Header != "" {
+					rec.Header().Set("WWW-Authenticate", c.Header)
+				}
+				code := codeUnauthorized
+				if c.Status == http.StatusForbidden {
+					code = codeDenied
+				}
+				writeError(rec, newError(c.Status, code, c.Reason))
+				return
+			}
+			writeError(rec, classify(err, nil))
+			return
+		}
+		user = u
+	}
+	if h.opts.MaxBodySize > 0 && r.Body != nil {
+		r.Body = http.MaxBytesReader(rec, r.Body, h.opts.MaxBodySize)
+	}
+	switch rt.kind {
+	case "ping":
+		h.ping(rec, r)
+	case "catalog":
+		h.catalog(rec, r)
+	case "tags":
+		h.tags(rec, r, rt)
+	case "manifest":
+		h.manifest(rec, r, rt)
+	case "blob":
+		h.blob(rec, r, rt)
+	case "uploads":
+		h.startUpload(rec, r, rt)
+	case "upload":
+		h.upload(rec, r, rt)
+	case "referrers":
+		h.referrers(rec, r, rt)
+	}
+}
+
+// needs lists the accesses a request needs.
+func needs(rt route, r *http.Request) []auth.Access {
+	repo := func(action string) []auth.Access {
+		return []auth.Access{{Type: "repository", Name: rt.name, Action: action}}
+	}
+	switch rt.kind {
+	case "ping":
+		return nil
+	case "catalog":
+		return []auth.Access{{Type: "registry", Name: "catalog", Action: "*"}}
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		return repo(auth.Pull)
+	case http.MethodDelete:
+		if rt.kind == "upload" {
+			return repo(auth.Push)
+		}
+		return repo(auth.Delete)
+	}
+	need := []auth.Access{{Type: "repository", Name: rt.name, Action: auth.Pull}, {Type: "repository", Name: rt.name, Action: auth.Push}}
+	if rt.kind == "uploads" {
+		if from := r.URL.Query().Get("from"); from != "" && r.URL.Query().Get("mount") != "" && storage.ValidName(from) {
+			need = append(need, auth.Access{Type: "repository", Name: from, Action: auth.Pull})
+		}
+	}
+	return need
+}
+
+func (h *Handler) ping(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodGet {
+		w.Write([]byte("{}"))
+	}
+}
+
+func methodNotAllowed(w http.ResponseWriter) {
+	writeError(w, newError(http.StatusMethodNotAllowed, codeUnsupported, "method not allowed"))
+}
+
+// recorder notes the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (r *recorder) WriteHeader(status int) {
+	if !r.wrote {
+		r.status, r.wrote = status, true
+	}
+	r.ResponseWriter.WriteHeader(status)
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.wrote = true
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
