@@ -67,9 +67,10 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, rt route) {
 			size = int64(len(m.Content))
 		}
 		if err != nil {
+			// A reference that cannot name anything names nothing here: 404.
 			aerr := classify(err, errManifestUnknown)
 			if errdefs.IsInvalidArgument(err) {
-				aerr = newError(http.StatusBadRequest, codeManifestInvalid, err.Error())
+				aerr = &apiError{status: http.StatusNotFound, code: codeManifestUnknown, message: err.Error()}
 			}
 			writeError(w, aerr)
 			return

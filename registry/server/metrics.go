@@ -17,9 +17,9 @@ type metrics struct {
 	requests map[[2]string]uint64 // method, status code
 	bytesOut uint64
 	// buckets[i] counts requests that took at most bounds[i] seconds.
-	buckets  []uint64
-	count    uint64
-	sum      float64
+	buckets []uint64
+	count   uint64
+	sum     float64
 }
 
 var bounds = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30}
