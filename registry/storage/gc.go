@@ -117,7 +117,7 @@ func (s *Store) links(name, kind string) (map[digest.Digest]link, error) {
 
 // refs is what a manifest refers to.
 type refs struct {
-	Config    *struct{ Digest digest.Digest } `json:"config"`
+	Config    *struct{ Digest digest.Digest }  `json:"config"`
 	Layers    []struct{ Digest digest.Digest } `json:"layers"`
 	Manifests []struct{ Digest digest.Digest } `json:"manifests"`
 }
