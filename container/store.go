@@ -1,0 +1,286 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
+)
+
+// Store keeps container records under a directory:
+//
+//	<dir>/<id>/container.json   the record, replaced atomically
+//	<dir>/<id>/lock             taken for each read-modify-write
+//	<dir>/names/<name>          holds the ID; created with O_EXCL
+type Store struct {
+	dir string
+}
+
+// OpenStore opens (creating) the store in dir.
+func OpenStore(dir string) (*Store, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "names"), 0o700); err != nil {
+		return nil, fmt.Errorf("open container store: %w", err)
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir is the directory of a container's files.
+func (s *Store) Dir(id string) string { return filepath.Join(s.dir, id) }
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// NewID returns a fresh container ID: 64 hex digits.
+func NewID() string {
+	var b [32]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Create stores a new container, reserving its name. The name must be free
+// (errdefs.ErrConflict otherwise, in Docker's words).
+func (s *Store) Create(ctx context.Context, c *Container) error {
+	name := c.DisplayName()
+	if !validName.MatchString(name) {
+		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	if err := s.reserveName(name, c.ID); err != nil {
+		return err
+	}
+	if err := os.Mkdir(s.Dir(c.ID), 0o700); err != nil {
+		s.releaseName(name, c.ID)
+		return fmt.Errorf("create container: %w", err)
+	}
+	if err := s.write(c); err != nil {
+		os.RemoveAll(s.Dir(c.ID))
+		s.releaseName(name, c.ID)
+		return err
+	}
+	return nil
+}
+
+func (s *Store) reserveName(name, id string) error {
+	p := filepath.Join(s.dir, "names", name)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		owner, _ := os.ReadFile(p)
+		if _, statErr := os.Stat(s.Dir(string(owner))); statErr != nil && len(owner) == 64 {
+			// A name left by a crash between reserving and creating: take it.
+			if os.Remove(p) == nil {
+				return s.reserveName(name, id)
+			}
+		}
+		return errdefs.Conflict(`Conflict. The container name "/%s" is already in use by container "%s". You have to remove (or rename) that container to be able to reuse that name.`, name, owner)
+	} else if err != nil {
+		return fmt.Errorf("reserve name %s: %w", name, err)
+	}
+	_, err = f.WriteString(id)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(p)
+		return fmt.Errorf("reserve name %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s *Store) releaseName(name, id string) {
+	p := filepath.Join(s.dir, "names", name)
+	if owner, err := os.ReadFile(p); err == nil && string(owner) == id {
+		os.Remove(p)
+	}
+}
+
+func (s *Store) write(c *Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("write container %s: %w", c.ID, err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir(c.ID), "container.json"), b, 0o600); err != nil {
+		return fmt.Errorf("write container %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Get reads a container by full ID.
+func (s *Store) Get(ctx context.Context, id string) (*Container, error) {
+	b, err := os.ReadFile(filepath.Join(s.Dir(id), "container.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.NotFound("No such container: %s", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("read container %s: %w", id, err)
+	}
+	var c Container
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("read container %s: %w", id, err)
+	}
+	return &c, nil
+}
+
+// Resolve finds a container by name, full ID or unique ID prefix, as Docker
+// does, and returns its ID.
+func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
+	name := strings.TrimPrefix(ref, "/")
+	if name == "" {
+		return "", errdefs.InvalidArgument("container name or ID is empty")
+	}
+	if validName.MatchString(name) {
+		if b, err := os.ReadFile(filepath.Join(s.dir, "names", name)); err == nil {
+			if _, err := os.Stat(s.Dir(string(b))); err == nil {
+				return string(b), nil
+			}
+		}
+	}
+	if !isHex(ref) {
+		return "", errdefs.NotFound("No such container: %s", ref)
+	}
+	ids, err := s.IDs(ctx)
+	if err != nil {
+		return "", err
+	}
+	var found string
+	for _, id := range ids {
+		if strings.HasPrefix(id, ref) {
+			if found != "" {
+				return "", errdefs.InvalidArgument("multiple IDs found with provided prefix: %s", ref)
+			}
+			found = id
+		}
+	}
+	if found == "" {
+		return "", errdefs.NotFound("No such container: %s", ref)
+	}
+	return found, nil
+}
+
+func isHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// IDs lists the IDs of every container.
+func (s *Store) IDs(ctx context.Context) ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if len(e.Name()) == 64 && isHex(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
+}
+
+// List reads every container, newest first.
+func (s *Store) List(ctx context.Context) ([]*Container, error) {
+	ids, err := s.IDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Container
+	for _, id := range ids {
+		c, err := s.Get(ctx, id)
+		if errdefs.IsNotFound(err) {
+			continue // removed while we listed
+		} else if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+// Update runs fn on the current record under the container's lock and
+// writes what it leaves. fn must be quick and never wait on a user or a
+// process. An error from fn writes nothing.
+func (s *Store) Update(ctx context.Context, id string, fn func(c *Container) error) (*Container, error) {
+	l, err := s.lock(id)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := fn(c); err != nil {
+		return nil, err
+	}
+	if err := s.write(c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (s *Store) lock(id string) (*fsutil.Lock, error) {
+	if _, err := os.Stat(s.Dir(id)); err != nil {
+		return nil, errdefs.NotFound("No such container: %s", id)
+	}
+	return fsutil.LockFile(filepath.Join(s.Dir(id), "lock"))
+}
+
+// Rename gives a container a new name.
+func (s *Store) Rename(ctx context.Context, id, newName string) error {
+	if !validName.MatchString(newName) {
+		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
+	}
+	if err := s.reserveName(newName, id); err != nil {
+		return err
+	}
+	var old string
+	_, err := s.Update(ctx, id, func(c *Container) error {
+		old = c.DisplayName()
+		c.Name = "/" + newName
+		return nil
+	})
+	if err != nil {
+		s.releaseName(newName, id)
+		return err
+	}
+	s.releaseName(old, id)
+	return nil
+}
+
+// Delete removes the record and frees its name. The caller has released
+// everything else the container held.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	// Remove the record first: a crash after this leaves a name whose
+	// owner is gone, which reserveName reclaims.
+	if err := os.RemoveAll(s.Dir(id)); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
+	s.releaseName(c.DisplayName(), id)
+	return nil
+}
+
+// NameInUse reports whether a name is taken.
+func (s *Store) NameInUse(name string) bool {
+	b, err := os.ReadFile(filepath.Join(s.dir, "names", name))
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(s.Dir(string(b)))
+	return err == nil
+}
