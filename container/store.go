@@ -54,48 +54,49 @@ func (s *Store) Create(ctx context.Context, c *Container) error {
 	if !validName.MatchString(name) {
 		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
-	if err := s.reserveName(name, c.ID); err != nil {
-		return err
-	}
 	if err := os.Mkdir(s.Dir(c.ID), 0o700); err != nil {
-		s.releaseName(name, c.ID)
 		return fmt.Errorf("create container: %w", err)
 	}
+	// The record exists before its name does, so a name always has an
+	// owner to check.
 	if err := s.write(c); err != nil {
 		os.RemoveAll(s.Dir(c.ID))
-		s.releaseName(name, c.ID)
+		return err
+	}
+	if err := s.reserveName(name, c.ID); err != nil {
+		os.RemoveAll(s.Dir(c.ID))
 		return err
 	}
 	return nil
 }
 
+// reserveName gives name to id. Name changes are serialized by one lock
+// over the index, held only for the check and the write; a name whose
+// owner's record is gone (a crash between the two) is free again.
 func (s *Store) reserveName(name, id string) error {
-	p := filepath.Join(s.dir, "names", name)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		owner, _ := os.ReadFile(p)
-		if _, statErr := os.Stat(s.Dir(string(owner))); statErr != nil && len(owner) == 64 {
-			// A name left by a crash between reserving and creating: take it.
-			if os.Remove(p) == nil {
-				return s.reserveName(name, id)
-			}
-		}
-		return errdefs.Conflict(`Conflict. The container name "/%s" is already in use by container "%s". You have to remove (or rename) that container to be able to reuse that name.`, name, owner)
-	} else if err != nil {
-		return fmt.Errorf("reserve name %s: %w", name, err)
-	}
-	_, err = f.WriteString(id)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	l, err := fsutil.LockFile(filepath.Join(s.dir, "names", ".lock"))
 	if err != nil {
-		os.Remove(p)
+		return err
+	}
+	defer l.Unlock()
+	p := filepath.Join(s.dir, "names", name)
+	if owner, err := os.ReadFile(p); err == nil && string(owner) != id {
+		if _, err := os.Stat(s.Dir(string(owner))); err == nil {
+			return errdefs.Conflict(`Conflict. The container name "/%s" is already in use by container "%s". You have to remove (or rename) that container to be able to reuse that name.`, name, owner)
+		}
+	}
+	if err := fsutil.WriteFileAtomic(p, []byte(id), 0o600); err != nil {
 		return fmt.Errorf("reserve name %s: %w", name, err)
 	}
 	return nil
 }
 
 func (s *Store) releaseName(name, id string) {
+	l, err := fsutil.LockFile(filepath.Join(s.dir, "names", ".lock"))
+	if err != nil {
+		return
+	}
+	defer l.Unlock()
 	p := filepath.Join(s.dir, "names", name)
 	if owner, err := os.ReadFile(p); err == nil && string(owner) == id {
 		os.Remove(p)
