@@ -100,3 +100,21 @@ func TestUnescapeMountinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestPodmanCrun runs a container in podman with crun. It mounts the hugetlb
+// cgroup hierarchy on the host (see EnsureHugetlbV1), so it runs only when
+// BERTH_TEST_CRUN=1.
+func TestPodmanCrun(t *testing.T) {
+	if os.Getenv("BERTH_TEST_CRUN") != "1" {
+		t.Skip("set BERTH_TEST_CRUN=1 to run (mounts the hugetlb cgroup on the host)")
+	}
+	p := NewPodman(t, "crun")
+	p.MustRun("import", "-q", "--change", `CMD ["sh"]`, Images(t).Busybox, "localhost/testutil/busybox:crun")
+	res := p.MustRun("run", "--rm", "--network", "none", "localhost/testutil/busybox:crun", "echo", "hi")
+	if res.Stdout != "hi\n" {
+		t.Errorf("podman --runtime crun run echo hi printed %q", res.Stdout)
+	}
+	if err := EnsureHugetlbV1(); err != nil {
+		t.Errorf("EnsureHugetlbV1 a second time: %v", err)
+	}
+}
