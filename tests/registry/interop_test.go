@@ -102,7 +102,7 @@ func skopeo(t *testing.T, args ...string) string {
 // roundTrip copies the layout's images into the registry at addr and back,
 // checking that digests survive.
 func roundTrip(t *testing.T, addr string, creds ...string) {
-	src, idx := layout(t)
+	src, _ := layout(t)
 	tlsArgs := func(flag string) []string {
 		if flag != "" {
 			flag += "-"
@@ -124,14 +124,16 @@ func roundTrip(t *testing.T, addr string, creds ...string) {
 	if err := json.Unmarshal([]byte(raw), &served); err != nil || len(served.Manifests) != 2 {
 		t.Fatalf("index in the registry: %v %s", err, raw)
 	}
-	idx = digest.FromString(raw)
+	idx := digest.FromString(raw)
 	tags := skopeo(t, append(append([]string{"list-tags"}, tlsArgs("")...), ref)...)
 	if !strings.Contains(tags, `"multi"`) || !strings.Contains(tags, `"single"`) {
 		t.Fatalf("tags: %s", tags)
 	}
 	dst := t.TempDir()
 	skopeo(t, append(append([]string{"copy", "--all"}, tlsArgs("src")...), ref+":multi", "oci:"+dst+":multi")...)
-	var top struct{ Manifests []struct{ Digest digest.Digest } }
+	var top struct {
+		Manifests []struct{ Digest digest.Digest }
+	}
 	b, _ := os.ReadFile(filepath.Join(dst, "index.json"))
 	json.Unmarshal(b, &top)
 	if len(top.Manifests) != 1 || top.Manifests[0].Digest != idx {
