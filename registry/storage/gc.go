@@ -40,7 +40,7 @@ type GCReport struct {
 // that no repository links, and abandoned uploads. It runs while the store
 // serves; see the package documentation for why that is safe.
 func (s *Store) GC(ctx context.Context, opts GCOptions) (GCReport, error) {
-	var rep GCReport
+	rep := GCReport{Manifests: []string{}, BlobLinks: []string{}, Blobs: []digest.Digest{}}
 	start := time.Now()
 	cutoff := start.Add(-opts.Grace)
 	repos, err := s.Repositories(ctx)
