@@ -21,6 +21,8 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/berth-dev/berth/internal/procfs"
 )
 
 // Resources are what leases protect.
@@ -49,7 +51,7 @@ func New(dir string) (*Lease, error) {
 		return nil, fmt.Errorf("create lease: %w", err)
 	}
 	pid := os.Getpid()
-	start, err := startTime(pid)
+	start, err := procfs.StartTime(pid)
 	if err != nil {
 		return nil, fmt.Errorf("create lease: %w", err)
 	}
@@ -127,7 +129,7 @@ func Active(dir string) (Resources, error) {
 			// being created right now: keep it and move on.
 			continue
 		}
-		if st, err := startTime(r.PID); err != nil || st != r.StartTime {
+		if st, err := procfs.StartTime(r.PID); err != nil || st != r.StartTime {
 			os.Remove(p)
 			continue
 		}
@@ -135,24 +137,4 @@ func Active(dir string) (Resources, error) {
 		out.Layers = append(out.Layers, r.Layers...)
 	}
 	return out, nil
-}
-
-// startTime reads a process's start time in clock ticks since boot.
-func startTime(pid int) (string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", err
-	}
-	// The command name may hold spaces and parentheses: fields start after
-	// the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return "", fmt.Errorf("parse /proc/%d/stat", pid)
-	}
-	return f[19], nil // field 22 overall; fields here start at 3
 }

@@ -1,0 +1,85 @@
+package monitor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// SocketPath is where the monitor of a run root listens.
+func SocketPath(runRoot string) string { return filepath.Join(runRoot, "monitor.sock") }
+
+// LockPath is the file the living monitor holds locked.
+func LockPath(runRoot string) string { return filepath.Join(runRoot, "monitor.lock") }
+
+// Dial connects to the monitor of runRoot, starting it with spawn's command
+// when none runs. The new monitor says it is ready by writing a byte to
+// the file it gets as descriptor 3: no polling, no sleeping.
+func Dial(ctx context.Context, runRoot string, spawn *exec.Cmd) (*Conn, error) {
+	c, err := dial(ctx, runRoot)
+	if err == nil {
+		return c, nil
+	}
+	if err := Spawn(ctx, spawn); err != nil {
+		return nil, err
+	}
+	c, err = dial(ctx, runRoot)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the container monitor: %w", err)
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, runRoot string) (*Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "unix", SocketPath(runRoot))
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(c), nil
+}
+
+// Spawn starts a monitor, detached in its own session, and waits until it
+// is ready (or has found another one running, which is as good).
+func Spawn(ctx context.Context, cmd *exec.Cmd) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("start the container monitor: %w", err)
+	}
+	w.Close()
+	go cmd.Wait() // the monitor outlives us; this only reaps it if it exits early
+	var b [1]byte
+	n, _ := r.Read(b[:])
+	if n != 1 {
+		return errors.New("the container monitor exited before it was ready (see monitor.log in the run root)")
+	}
+	return nil
+}
+
+// Alive reports whether a monitor holds runRoot's lock.
+func Alive(runRoot string) bool {
+	f, err := os.Open(LockPath(runRoot))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return true
+	}
+	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	return false
+}
