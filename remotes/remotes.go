@@ -27,7 +27,9 @@ import (
 	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/errdefs"
 )
@@ -359,4 +361,47 @@ func (c *Client) Authenticator(ctx context.Context, host string) (authn.Authenti
 		return authn.Anonymous, nil
 	}
 	return authn.FromConfig(ac), nil
+}
+
+// Manifest is a manifest or index as a registry served it.
+type Manifest struct {
+	MediaType string
+	Digest    digest.Digest
+	Raw       []byte
+}
+
+// Manifest fetches the manifest or index that ident (a tag or a digest)
+// names in the repository. A manifest asked for by digest is checked
+// against it.
+func (r *Repo) Manifest(ctx context.Context, ident string) (*Manifest, error) {
+	var ref name.Reference
+	if d, err := digest.Parse(ident); err == nil {
+		ref = r.Name.Digest(d.String())
+	} else {
+		ref = r.Name.Tag(ident)
+	}
+	desc, err := remote.Get(ref, remote.WithTransport(r.Transport), remote.WithContext(ctx))
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &Manifest{MediaType: string(desc.MediaType), Digest: digest.Digest(desc.Digest.String()), Raw: desc.Manifest}, nil
+}
+
+// Tags lists the tags of the repository.
+func (r *Repo) Tags(ctx context.Context) ([]string, error) {
+	tags, err := remote.List(r.Name, remote.WithTransport(r.Transport), remote.WithContext(ctx))
+	if err != nil {
+		return nil, classify(err)
+	}
+	return tags, nil
+}
+
+// RemoteOptions are the options go-containerregistry's remote package
+// takes to talk to the repository through this session.
+func (r *Repo) RemoteOptions(ctx context.Context, jobs int) []remote.Option {
+	opts := []remote.Option{remote.WithTransport(r.Transport), remote.WithContext(ctx)}
+	if jobs > 0 {
+		opts = append(opts, remote.WithJobs(jobs))
+	}
+	return opts
 }
