@@ -1,0 +1,555 @@
+package network
+
+import (
+	"encoding/json"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/network/ipam"
+	"github.com/berth-dev/berth/network/nft"
+)
+
+// Attach connects the container whose network namespace is at netnsPath
+// (/proc/PID/ns/net or a bind-mounted namespace file) to a network: it
+// allocates an address, creates the network's bridge if it is the first
+// container, a veth pair with one end in the namespace (up, addressed,
+// with the MAC, a default route through the gateway, and lo up), publishes
+// the ports, and starts the network's resolver if it has one. A host port
+// already taken, by berth or by a socket of the host, fails before
+// anything changes. On error, nothing of the attachment is left.
+func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req AttachRequest) (*Endpoint, error) {
+	if containerID == "" {
+		return nil, errdefs.InvalidArgument("attach: empty container ID")
+	}
+	l, err := m.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer l.Unlock()
+	nets, err := m.ensurePredefined()
+	if err != nil {
+		return nil, err
+	}
+	ref := req.Network
+	if ref == "" {
+		ref = DefaultNetwork
+	}
+	n, err := find(nets, ref)
+	if err != nil {
+		return nil, err
+	}
+	if n.Driver != DriverBridge {
+		return nil, errdefs.InvalidArgument("network %s is a mode (--network %s), not a network to attach to", n.Name, n.Name)
+	}
+	if len(req.Aliases) > 0 && !n.DNS() {
+		return nil, errdefs.InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+	}
+	if _, err := os.Stat(m.endpointFile(n.ID, containerID)); err == nil {
+		return nil, errdefs.AlreadyExists("container %s is already attached to network %s", shortID(containerID), n.Name)
+	}
+	ep, err := m.plan(ctx, nets, n, containerID, netnsPath, req)
+	if err != nil {
+		return nil, err
+	}
+	// The record is the allocation: written before the kernel changes, so
+	// that the address and ports are never given twice, even after a crash.
+	if err := m.writeEndpoint(ep); err != nil {
+		return nil, err
+	}
+	if err := m.setup(ctx, n, ep); err != nil {
+		if derr := m.detachLocked(ctx, n, ep); derr != nil {
+			err = fmt.Errorf("%w (and undoing it: %v)", err, derr)
+		}
+		return nil, err
+	}
+	return ep, nil
+}
+
+// plan chooses the endpoint's address, MAC, interface and host ports.
+func (m *Manager) plan(ctx context.Context, nets []*Network, n *Network, containerID, netnsPath string, req AttachRequest) (*Endpoint, error) {
+	eps, err := m.endpoints(n.ID)
+	if err != nil {
+		return nil, err
+	}
+	used := map[netip.Addr]bool{}
+	for _, e := range eps {
+		used[e.IP] = true
+	}
+	var ip netip.Addr
+	if req.IP != "" {
+		if ip, err = netip.ParseAddr(req.IP); err != nil || !ip.Is4() {
+			return nil, errdefs.InvalidArgument("invalid IPv4 address %q (--ip)", req.IP)
+		}
+		if !ipam.Usable(n.Subnet, ip) || ip == n.Gateway {
+			return nil, errdefs.InvalidArgument("address %s is not a free host address of network %s (%s)", ip, n.Name, n.Subnet)
+		}
+		if used[ip] {
+			return nil, errdefs.Conflict("address %s is already in use on network %s", ip, n.Name)
+		}
+	} else if ip, err = ipam.Next(n.Subnet, n.Gateway, used, m.lastIP(n.ID)); err != nil {
+		return nil, err
+	}
+	mac := req.MAC
+	if mac == "" {
+		b := ip.As4()
+		mac = net.HardwareAddr{0x02, 0x42, b[0], b[1], b[2], b[3]}.String()
+	} else if hw, err := net.ParseMAC(mac); err != nil || len(hw) != 6 || hw[0]&1 != 0 {
+		return nil, errdefs.InvalidArgument("invalid MAC address %q (--mac-address)", req.MAC)
+	}
+	ifname := req.Interface
+	if ifname == "" {
+		mine, err := m.ContainerEndpoints(ctx, containerID)
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; ; i++ {
+			ifname = "eth" + strconv.Itoa(i)
+			if !slices.ContainsFunc(mine, func(e *Endpoint) bool { return e.Interface == ifname }) {
+				break
+			}
+		}
+	}
+	ports, err := m.reservePorts(nets, req.Ports)
+	if err != nil {
+		return nil, err
+	}
+	ep := &Endpoint{
+		ContainerID: containerID, NetworkID: n.ID, NetworkName: n.Name, EndpointID: newID(),
+		Name: req.Name, Aliases: slices.Clone(req.Aliases), Interface: ifname,
+		HostVeth: vethName(containerID, n.ID), Netns: netnsPath,
+		IP: ip, PrefixLen: n.Subnet.Bits(), Gateway: n.Gateway, MAC: mac, Ports: ports, DNS: slices.Clone(req.DNS),
+	}
+	if n.DNS() && len(m.opts.DNSServer) > 0 {
+		ep.DNSServer = n.Gateway
+	}
+	return ep, nil
+}
+
+// reservePorts checks the requested ports against every published port of
+// berth and against the host's sockets, and chooses free ports for those
+// without one.
+func (m *Manager) reservePorts(nets []*Network, req []PortMapping) ([]PortMapping, error) {
+	if len(req) == 0 {
+		return nil, nil
+	}
+	var taken []PortMapping
+	for _, n := range nets {
+		eps, err := m.endpoints(n.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range eps {
+			taken = append(taken, e.Ports...)
+		}
+	}
+	out := make([]PortMapping, 0, len(req))
+	for _, p := range req {
+		if p.Proto != "tcp" && p.Proto != "udp" {
+			return nil, errdefs.InvalidArgument("invalid protocol %q for port %d", p.Proto, p.ContainerPort)
+		}
+		if p.HostPort != 0 {
+			for _, t := range append(taken, out...) {
+				if portsClash(p, t) {
+					return nil, errdefs.Conflict("Bind for %s:%d failed: port is already allocated", hostIPString(p.HostIP), p.HostPort)
+				}
+			}
+			if err := probePort(p); err != nil {
+				return nil, err
+			}
+			out = append(out, p)
+			continue
+		}
+		found := false
+		for range 64 {
+			port, err := freePort(p)
+			if err != nil {
+				return nil, err
+			}
+			q := p
+			q.HostPort = port
+			if !slices.ContainsFunc(append(taken, out...), func(t PortMapping) bool { return portsClash(q, t) }) {
+				out = append(out, q)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, errdefs.InUse("no free host port for %d/%s", p.ContainerPort, p.Proto)
+		}
+	}
+	return out, nil
+}
+
+func hostIPString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "0.0.0.0"
+	}
+	return a.String()
+}
+
+// probePort binds the host port for a moment: a socket of the host already
+// listening there makes the publication an error (its traffic would be
+// taken from it).
+func probePort(p PortMapping) error {
+	addr := net.JoinHostPort(hostIPString(p.HostIP), strconv.Itoa(int(p.HostPort)))
+	var err error
+	if p.Proto == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp4", addr); err == nil {
+			return c.Close()
+		}
+	} else {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp4", addr); err == nil {
+			return ln.Close()
+		}
+	}
+	if errors.Is(err, unix.EADDRINUSE) {
+		return errdefs.Conflict("Bind for %s failed: port is already allocated", addr)
+	}
+	if errors.Is(err, unix.EADDRNOTAVAIL) {
+		return errdefs.InvalidArgument("cannot publish on %s: %s is not an address of this host", addr, hostIPString(p.HostIP))
+	}
+	return fmt.Errorf("publish %s: %w", addr, err)
+}
+
+// freePort asks the kernel for a free port of p's protocol and address.
+func freePort(p PortMapping) (uint16, error) {
+	addr := net.JoinHostPort(hostIPString(p.HostIP), "0")
+	if p.Proto == "udp" {
+		c, err := net.ListenPacket("udp4", addr)
+		if err != nil {
+			return 0, fmt.Errorf("choose a host port: %w", err)
+		}
+		defer c.Close()
+		return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+	}
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		return 0, fmt.Errorf("choose a host port: %w", err)
+	}
+	defer ln.Close()
+	return uint16(ln.Addr().(*net.TCPAddr).Port), nil
+}
+
+func (m *Manager) firewall() *nft.Firewall { return nft.New(m.opts.Table) }
+
+func netOwner(n *Network) string { return "net:" + n.ID[:12] }
+
+// setup makes the kernel match a planned endpoint.
+func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint) error {
+	br, err := m.ensureBridge(n)
+	if err != nil {
+		return err
+	}
+	ns, err := netns.GetFromPath(ep.Netns)
+	if err != nil {
+		return errdefs.InvalidArgument("attach to network %s: open network namespace %s: %v", n.Name, ep.Netns, err)
+	}
+	defer ns.Close()
+	mac, _ := net.ParseMAC(ep.MAC)
+	veth := &netlink.Veth{
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
+		PeerName:         ep.Interface,
+		PeerHardwareAddr: mac,
+		PeerNamespace:    netlink.NsFd(ns),
+	}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return fmt.Errorf("attach to network %s: create veth %s: %w", n.Name, ep.HostVeth, err)
+	}
+	host, err := netlink.LinkByName(ep.HostVeth)
+	if err != nil {
+		return fmt.Errorf("attach to network %s: %w", n.Name, err)
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("attach to network %s: set %s up: %w", n.Name, ep.HostVeth, err)
+	}
+	if err := configureInside(ns, n, ep); err != nil {
+		return fmt.Errorf("attach to network %s: %w", n.Name, err)
+	}
+	if len(ep.Ports) > 0 {
+		var ports []nft.Port
+		for _, p := range ep.Ports {
+			ports = append(ports, nft.Port{Proto: p.Proto, HostIP: p.HostIP, HostPort: p.HostPort, ContainerIP: ep.IP, ContainerPort: p.ContainerPort})
+		}
+		if err := m.firewall().AddPorts(ep.owner(), ports); err != nil {
+			return fmt.Errorf("attach to network %s: %w", n.Name, err)
+		}
+	}
+	if ep.DNSServer.IsValid() {
+		if err := m.ensureDNS(ctx, n); err != nil {
+			return fmt.Errorf("attach to network %s: %w", n.Name, err)
+		}
+	}
+	return nil
+}
+
+// configureInside sets the container's side up: lo, the interface, its
+// address and, for the first network with outside access, the default route.
+func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", ep.Netns, err)
+	}
+	defer h.Close()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find lo: %w", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("set lo up: %w", err)
+	}
+	link, err := h.LinkByName(ep.Interface)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", ep.Interface, err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(ep.PrefixLen, 32)}}
+	if err := h.AddrAdd(link, addr); err != nil {
+		return fmt.Errorf("add address %s: %w", ep.Prefix(), err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("set %s up: %w", ep.Interface, err)
+	}
+	if n.Internal {
+		return nil
+	}
+	routes, err := h.RouteList(nil, unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("list routes: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask) {
+			return nil // a first network gave the default route
+		}
+	}
+	if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()}); err != nil {
+		return fmt.Errorf("add default route via %s: %w", ep.Gateway, err)
+	}
+	return nil
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+// ensureBridge returns the network's bridge, creating it (addressed, up,
+// with its firewall rules) for the first container.
+func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
+	if br, err := netlink.LinkByName(n.Bridge); err == nil {
+		return br, nil
+	}
+	fw := m.firewall()
+	if err := fw.Ensure(); err != nil {
+		return nil, err
+	}
+	if !n.Internal {
+		if err := enableForwarding(); err != nil {
+			return nil, err
+		}
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge}}
+	if err := netlink.LinkAdd(br); err != nil {
+		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+	}
+	fail := func(err error) (netlink.Link, error) {
+		netlink.LinkDel(br)
+		return nil, err
+	}
+	gw := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
+	if err := netlink.AddrAdd(br, gw); err != nil {
+		return fail(fmt.Errorf("address bridge %s: %w", n.Bridge, err))
+	}
+	// Published ports are reachable from 127.0.0.1: the output chain's
+	// DNAT sends such packets to the bridge, which must let them route.
+	if err := writeSysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", "1"); err != nil {
+		return fail(err)
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return fail(fmt.Errorf("set bridge %s up: %w", n.Bridge, err))
+	}
+	if err := fw.Delete(netOwner(n)); err != nil {
+		return fail(err)
+	}
+	if err := fw.AddNetwork(nft.Network{Owner: netOwner(n), Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}); err != nil {
+		return fail(err)
+	}
+	return br, nil
+}
+
+// enableForwarding turns IPv4 forwarding on, needed for a container to
+// reach past the host. It is never turned off: other software may rely on
+// it once it is on.
+func enableForwarding() error {
+	const p = "net/ipv4/ip_forward"
+	b, err := os.ReadFile("/proc/sys/" + p)
+	if err == nil && strings.TrimSpace(string(b)) == "1" {
+		return nil
+	}
+	return writeSysctl(p, "1")
+}
+
+func writeSysctl(name, value string) error {
+	if err := os.WriteFile("/proc/sys/"+name, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", strings.ReplaceAll(name, "/", "."), value, err)
+	}
+	return nil
+}
+
+// Detach removes the container from every network it is attached to: its
+// veth (gone already if its namespace is), its published ports and its
+// address. The last container of a network takes the network's bridge,
+// rules and resolver with it. Detaching a container that is not attached
+// does nothing.
+func (m *Manager) Detach(ctx context.Context, containerID string) error {
+	return m.detach(ctx, containerID, "")
+}
+
+// Disconnect removes the container from one network.
+func (m *Manager) Disconnect(ctx context.Context, containerID, network string) error {
+	n, err := m.Get(ctx, network)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(m.endpointFile(n.ID, containerID)); errors.Is(err, fs.ErrNotExist) {
+		return errdefs.NotFound("container %s is not connected to network %s", shortID(containerID), n.Name)
+	}
+	return m.detach(ctx, containerID, n.ID)
+}
+
+func (m *Manager) detach(ctx context.Context, containerID, onlyNet string) error {
+	l, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	nets, err := m.list()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nets {
+		if onlyNet != "" && n.ID != onlyNet {
+			continue
+		}
+		b, err := os.ReadFile(m.endpointFile(n.ID, containerID))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		var ep Endpoint
+		if err != nil || json.Unmarshal(b, &ep) != nil {
+			// Clean what the names alone tell.
+			ep = Endpoint{ContainerID: containerID, NetworkID: n.ID, HostVeth: vethName(containerID, n.ID)}
+		}
+		errs = append(errs, m.detachLocked(ctx, n, &ep))
+	}
+	return errors.Join(errs...)
+}
+
+// detachLocked undoes an endpoint, whatever part of it exists.
+func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint) error {
+	if link, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("detach from %s: delete veth %s: %w", n.Name, ep.HostVeth, err)
+		}
+	}
+	if err := m.firewall().Delete(ep.owner()); err != nil {
+		return fmt.Errorf("detach from %s: %w", n.Name, err)
+	}
+	if err := os.Remove(m.endpointFile(n.ID, ep.ContainerID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("detach from %s: %w", n.Name, err)
+	}
+	eps, err := m.endpoints(n.ID)
+	if err != nil {
+		return err
+	}
+	if len(eps) == 0 {
+		return m.teardown(ctx, n)
+	}
+	return nil
+}
+
+// teardown removes what a network has in the kernel: its resolver, rules
+// and bridge. Idempotent.
+func (m *Manager) teardown(ctx context.Context, n *Network) error {
+	if n.Driver != DriverBridge {
+		return nil
+	}
+	if err := m.stopDNS(n); err != nil {
+		return err
+	}
+	if err := m.firewall().Delete(netOwner(n)); err != nil {
+		return err
+	}
+	if br, err := netlink.LinkByName(n.Bridge); err == nil {
+		if err := netlink.LinkDel(br); err != nil && !errors.Is(err, unix.ENODEV) {
+			return fmt.Errorf("delete bridge %s: %w", n.Bridge, err)
+		}
+	}
+	return nil
+}
+
+// Reclaim detaches every container that alive says is gone (dead, or
+// removed while nothing watched): the engine calls it with what it knows
+// of its containers, and their addresses and ports return to the pool.
+func (m *Manager) Reclaim(ctx context.Context, alive func(containerID string) bool) error {
+	nets, err := m.list()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nets {
+		eps, err := m.endpoints(n.ID)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, e := range eps {
+			if !alive(e.ContainerID) {
+				errs = append(errs, m.detach(ctx, e.ContainerID, n.ID))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// hostRoutes returns the destinations of the host's IPv4 routes.
+func hostRoutes() ([]netip.Prefix, error) {
+	routes, err := netlink.RouteList(nil, unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("list routes: %w", err)
+	}
+	var out []netip.Prefix
+	for _, r := range routes {
+		if r.Dst == nil {
+			continue
+		}
+		a, ok := netip.AddrFromSlice(r.Dst.IP.To4())
+		if !ok {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		out = append(out, netip.PrefixFrom(a, ones))
+	}
+	return out, nil
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,169 @@
+package network
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
+)
+
+// AttachRequest is what a container asks of a network.
+type AttachRequest struct {
+	// Network is the network's name or ID ("" is the default network).
+	Network string
+	// Name is the container's name; on a user network, other containers
+	// resolve it, and each of Aliases, to this endpoint's address.
+	Name    string
+	Aliases []string
+	// IP (--ip) and MAC (--mac-address) are chosen when empty.
+	IP, MAC string
+	// Ports are published from the host (-p, -P).
+	Ports []PortMapping
+	// DNS are the container's own --dns servers, which the network's
+	// resolver forwards its queries for other names to.
+	DNS []string
+	// Interface is the interface's name in the container (default eth0,
+	// eth1, ... in the order of attachment).
+	Interface string
+}
+
+// Endpoint is one container's attachment to one network: its record is
+// also the allocation of its address and host ports.
+type Endpoint struct {
+	ContainerID string        `json:"containerID"`
+	NetworkID   string        `json:"networkID"`
+	NetworkName string        `json:"networkName"`
+	EndpointID  string        `json:"endpointID"`
+	Name        string        `json:"name,omitempty"`
+	Aliases     []string      `json:"aliases,omitempty"`
+	Interface   string        `json:"interface"` // in the container
+	HostVeth    string        `json:"hostVeth"`  // on the host
+	Netns       string        `json:"netns"`
+	IP          netip.Addr    `json:"ip"`
+	PrefixLen   int           `json:"prefixLen"`
+	Gateway     netip.Addr    `json:"gateway"`
+	MAC         string        `json:"mac"`
+	Ports       []PortMapping `json:"ports,omitempty"`
+	DNS         []string      `json:"dns,omitempty"`
+	// DNSServer is the network's resolver (its gateway) on a user network
+	// with name resolution; invalid otherwise.
+	DNSServer netip.Addr `json:"dnsServer,omitzero"`
+}
+
+// Prefix is the endpoint's address with the network's prefix length.
+func (e *Endpoint) Prefix() netip.Prefix { return netip.PrefixFrom(e.IP, e.PrefixLen) }
+
+// owner is the tag of the endpoint's firewall rules.
+func (e *Endpoint) owner() string { return "ctr:" + e.ContainerID + "/" + e.NetworkID[:12] }
+
+// vethName names the host end of a container's veth on a network: the
+// same name every time, so that a crash leaves nothing Detach cannot find.
+func vethName(containerID, networkID string) string {
+	h := sha256.Sum256([]byte(containerID + "/" + networkID))
+	return "vb" + hex.EncodeToString(h[:])[:13]
+}
+
+func (m *Manager) endpointFile(netID, containerID string) string {
+	return filepath.Join(m.endpointDir(netID), containerID+".json")
+}
+
+// endpoints reads the endpoint records of a network.
+func (m *Manager) endpoints(netID string) ([]*Endpoint, error) {
+	return readEndpoints(m.endpointDir(netID))
+}
+
+func readEndpoints(dir string) ([]*Endpoint, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	var out []*Endpoint
+	for _, de := range ents {
+		if !strings.HasSuffix(de.Name(), ".json") || strings.HasPrefix(de.Name(), ".") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("read endpoints: %w", err)
+		}
+		var e Endpoint
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, errdefs.DataCorrupt("endpoint %s: %v", de.Name(), err)
+		}
+		out = append(out, &e)
+	}
+	slices.SortFunc(out, func(a, b *Endpoint) int { return a.IP.Compare(b.IP) })
+	return out, nil
+}
+
+func (m *Manager) writeEndpoint(e *Endpoint) error {
+	dir := m.endpointDir(e.NetworkID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("write endpoint: %w", err)
+	}
+	b, err := json.MarshalIndent(e, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(m.endpointFile(e.NetworkID, e.ContainerID), b, 0o600); err != nil {
+		return fmt.Errorf("write endpoint: %w", err)
+	}
+	// The hint spreads allocations: the next address starts after this one.
+	_ = os.WriteFile(filepath.Join(m.stateDir(e.NetworkID), "last"), []byte(e.IP.String()), 0o600)
+	return nil
+}
+
+func (m *Manager) lastIP(netID string) netip.Addr {
+	b, _ := os.ReadFile(filepath.Join(m.stateDir(netID), "last"))
+	a, _ := netip.ParseAddr(strings.TrimSpace(string(b)))
+	return a
+}
+
+// Endpoints returns the containers attached to a network.
+func (m *Manager) Endpoints(ctx context.Context, network string) ([]*Endpoint, error) {
+	n, err := m.Get(ctx, network)
+	if err != nil {
+		return nil, err
+	}
+	return m.endpoints(n.ID)
+}
+
+// ContainerEndpoints returns a container's attachments, in the order they
+// were made (by interface name).
+func (m *Manager) ContainerEndpoints(ctx context.Context, containerID string) ([]*Endpoint, error) {
+	nets, err := m.list()
+	if err != nil {
+		return nil, err
+	}
+	var out []*Endpoint
+	for _, n := range nets {
+		b, err := os.ReadFile(m.endpointFile(n.ID, containerID))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return nil, fmt.Errorf("read endpoint: %w", err)
+		}
+		var e Endpoint
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, errdefs.DataCorrupt("endpoint of %s on %s: %v", containerID, n.Name, err)
+		}
+		out = append(out, &e)
+	}
+	slices.SortFunc(out, func(a, b *Endpoint) int { return strings.Compare(a.Interface, b.Interface) })
+	return out, nil
+}
