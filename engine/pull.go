@@ -19,6 +19,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/archive"
 	"github.com/berth-dev/berth/errdefs"
@@ -559,8 +560,12 @@ func (p *puller) publish(ctx context.Context, l *lease.Lease, j *layerJob, overl
 	}
 	_, err := p.e.snaps.CreateLayer(ctx, j.chain, j.parent, func(dir string) error {
 		// dir is the empty directory the layer's files belong in: put the
-		// unpacked tree there (rename replaces an empty directory).
-		return os.Rename(filepath.Join(j.dir, "fs"), dir)
+		// unpacked tree there: rename(2) replaces an empty directory (which
+		// os.Rename refuses to).
+		if err := unix.Rename(filepath.Join(j.dir, "fs"), dir); err != nil {
+			return &os.LinkError{Op: "rename", Old: filepath.Join(j.dir, "fs"), New: dir, Err: err}
+		}
+		return nil
 	})
 	if errdefs.IsAlreadyExists(err) {
 		err = nil
