@@ -215,7 +215,7 @@ func (p *puller) pull(ctx context.Context, r remotes.Ref) (res PullResult, err e
 	} else {
 		ident = r.Named.(reference.Tagged).Tag()
 	}
-	p.progress(Progress{ID: ident, Status: "Pulling from " + reference.FamiliarName(r.Named)})
+	p.progress(Progress{ID: ident, Status: "Pulling from " + reference.Path(r.Named)})
 	repo, top, err := p.open(ctx, r.Named, ident)
 	if err != nil {
 		return res, err
@@ -735,4 +735,34 @@ func (pr *progressReader) Read(b []byte) (int, error) {
 		pr.report(pr.n)
 	}
 	return n, err
+}
+
+// RemoteManifest is a manifest or index as a registry serves it.
+type RemoteManifest struct {
+	// Ref is the normalized reference asked for.
+	Ref       string
+	MediaType string
+	Digest    digest.Digest
+	Raw       []byte
+}
+
+// InspectManifest fetches the manifest (or index) a reference names,
+// without storing anything, as `docker manifest inspect` does.
+func InspectManifest(ctx context.Context, client *remotes.Client, ref string) (*RemoteManifest, error) {
+	r, err := client.ParseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	ident := ""
+	if d, ok := r.Named.(reference.Digested); ok {
+		ident = d.Digest().String()
+	} else {
+		ident = r.Named.(reference.Tagged).Tag()
+	}
+	p := &puller{client: client}
+	_, m, err := p.open(ctx, r.Named, ident)
+	if err != nil {
+		return nil, fmt.Errorf("manifest inspect %s: %w", r, err)
+	}
+	return &RemoteManifest{Ref: r.Named.String(), MediaType: m.MediaType, Digest: m.Digest, Raw: m.Raw}, nil
 }
