@@ -1,8 +1,8 @@
 package network
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
