@@ -24,6 +24,7 @@ type Container struct {
 	st  *saved
 	cg  *rcgroups.Group
 	sp  *spawned // set in the process that created the container with Run
+	tr  *tracer
 }
 
 // Load returns the container id under root (DefaultRoot if empty).
@@ -86,7 +87,7 @@ func (c *Container) Pid() int { return c.st.Pid }
 func (c *Container) release() {
 	if c.sp != nil {
 		c.sp.sync.Close()
-		_ = c.sp.proc.Release()
+		c.sp.proc.release()
 		c.sp = nil
 	}
 }
@@ -163,6 +164,7 @@ func (c *Container) startOwned(ctx context.Context) error {
 		return &ProcessError{Code: m.Code, Msg: m.Error}
 	}
 	sp.sync.Close()
+	c.trace("started (exec)")
 	c.postStart(ctx)
 	return nil
 }
@@ -181,14 +183,9 @@ func (c *Container) Wait(ctx context.Context) (int, error) {
 	if c.sp == nil {
 		return -1, errdefs.InvalidArgument("container %s was not started by this process", c.st.ID)
 	}
-	ps, err := c.sp.proc.Wait()
-	if err != nil {
-		return -1, err
-	}
-	if sig := signalOf(ps); sig != 0 {
-		return 128 + int(sig), nil
-	}
-	return ps.ExitCode(), nil
+	code, err := c.sp.proc.wait()
+	c.trace("process exited")
+	return code, err
 }
 
 // Kill sends sig to the container's init, or with all to every process in
@@ -246,13 +243,14 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		c.killWait()
 	}
 	if c.sp != nil {
-		_, _ = c.sp.proc.Wait()
+		_, _ = c.sp.proc.wait()
 		c.sp = nil
 	}
 	var errs []error
 	if err := c.cg.Destroy(); err != nil {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 	}
+	c.trace("cgroup removed")
 	if h := c.st.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
 		if err := runHooks(ctx, "poststop", h.Poststop, specState(c.st, Stopped)); err != nil {
 			fmt.Fprintf(os.Stderr, "berth-runtime: warning: %v\n", err)
@@ -261,6 +259,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 	if err := os.RemoveAll(c.dir); err != nil {
 		errs = append(errs, err)
 	}
+	c.trace("deleted")
 	return errors.Join(errs...)
 }
 
@@ -329,4 +328,10 @@ func pidStartTime(pid int) (uint64, error) {
 		return 0, errors.New("process exited")
 	}
 	return strconv.ParseUint(f[19], 10, 64)
+}
+
+func (c *Container) trace(what string) {
+	if c.tr != nil {
+		c.tr.mark(what)
+	}
 }

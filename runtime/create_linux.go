@@ -90,13 +90,14 @@ func Run(ctx context.Context, id, bundle string, opts Options) (int, error) {
 
 // spawned is what the creating process holds of an init it started.
 type spawned struct {
-	proc *os.Process
+	proc *child
 	sync *os.File
 	dec  *json.Decoder
 	enc  *json.Encoder
 }
 
 func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c *Container, retErr error) {
+	tr := newTracer()
 	if !validID(id) {
 		return nil, errdefs.InvalidArgument("invalid container id %q", id)
 	}
@@ -152,8 +153,8 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 			return
 		}
 		if sp != nil {
-			_ = sp.proc.Kill()
-			_, _ = sp.proc.Wait()
+			_ = sp.proc.kill()
+			_, _ = sp.proc.wait()
 			sp.sync.Close()
 		}
 		if cg != nil {
@@ -167,10 +168,12 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	if spec.Linux != nil {
 		res, cgPath = spec.Linux.Resources, spec.Linux.CgroupsPath
 	}
+	tr.mark("spec, state dir")
 	cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res)
 	if err != nil {
 		return nil, err
 	}
+	tr.mark("cgroup create")
 
 	proc := spec.Process
 	cfg := &initproc.Config{
@@ -258,26 +261,37 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		cfg.State, _ = json.Marshal(specState(st, Creating))
 	}
 
-	sp, err = spawn(ns, cfg, sysAttr, bundle, opts, files)
+	cfg.CgroupJoined = cg.V2()
+	sp, err = spawn(ns, cfg, sysAttr, bundle, opts, files, nil)
 	if err != nil {
 		return nil, err
 	}
-	st.Pid = sp.proc.Pid
-	if !cg.V2() {
-		if err := cg.Add(st.Pid); err != nil {
-			return nil, err
-		}
-	}
+	tr.mark("spawn init")
+	st.Pid = sp.proc.pid
 	st.Cgroup = cg.Config()
 	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: cfg}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
+	if !cg.V2() {
+		// On v1 the init joins its cgroup after clone. The first
+		// cgroup.procs write waits for an RCU grace period (milliseconds):
+		// it is done while the init sets up the root, which it may do
+		// outside the cgroup; the init waits for MsgJoined before it
+		// unshares its cgroup namespace and reports ready.
+		if err := cg.Add(st.Pid); err != nil {
+			return nil, err
+		}
+		if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined}); err != nil {
+			return nil, fmt.Errorf("tell init: %w", err)
+		}
+		tr.mark("cgroup join (v1)")
+	}
 	for {
 		var m initproc.Message
 		if err := sp.dec.Decode(&m); err != nil {
-			ps, _ := sp.proc.Wait()
+			code, _ := sp.proc.wait()
 			sp = nil
-			return nil, fmt.Errorf("container init exited before it was ready (%v)", ps)
+			return nil, fmt.Errorf("container init exited before it was ready (status %d)", code)
 		}
 		switch m.Type {
 		case initproc.MsgCreateRuntime:
@@ -302,6 +316,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		}
 		break
 	}
+	tr.mark("init ready")
 	if st.Start, err = pidStartTime(st.Pid); err != nil {
 		return nil, fmt.Errorf("container init died: %w", err)
 	}
@@ -313,28 +328,34 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 			return nil, fmt.Errorf("pid file: %w", err)
 		}
 	}
-	return &Container{dir: dir, st: st, cg: cg, sp: sp}, nil
+	tr.mark("state saved")
+	return &Container{dir: dir, st: st, cg: cg, sp: sp, tr: tr}, nil
 }
 
 // spawn starts the init: this binary, from a read-only mount of itself,
 // cloned into the new namespaces. Namespaces to join are entered by a
 // thread of ours just before the clone, which inherits them; that thread is
 // never given back to the Go scheduler.
-func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundle string, opts Options, files []*os.File) (*spawned, error) {
+//
+// enter, if set, runs on the cloning thread first (to join a v1 cgroup),
+// and what it returns right after the clone.
+func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundle string, opts Options, files []*os.File, enter func() (func() error, error)) (*spawned, error) {
+	tr := newTracer()
 	exe, err := selfExe()
 	if err != nil {
 		return nil, fmt.Errorf("open runtime binary: %w", err)
 	}
-	defer exe.Close()
+	tr.mark("  selfExe")
+	defer func() { exe.Close(); tr.mark("  close exe") }()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("sync socket: %w", err)
 	}
 	parent := os.NewFile(uintptr(pair[0]), "sync")
-	child := os.NewFile(uintptr(pair[1]), "sync-child")
-	defer child.Close()
+	childEnd := os.NewFile(uintptr(pair[1]), "sync-child")
+	defer childEnd.Close()
 	syncFD := 3 + len(files)
-	files = append(files, child)
+	files = append(files, childEnd)
 
 	devnull := func(f *os.File) *os.File {
 		if f != nil {
@@ -343,23 +364,32 @@ func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundl
 		n, _ := os.Open(os.DevNull)
 		return n
 	}
-	attr := &os.ProcAttr{
-		Dir: bundle,
-		Env: []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD)},
-		Files: append([]*os.File{devnull(opts.Stdin), devnull(opts.Stdout), devnull(opts.Stderr)},
-			files...),
-		Sys: sysAttr,
+	var fds []uintptr
+	for _, f := range append([]*os.File{devnull(opts.Stdin), devnull(opts.Stdout), devnull(opts.Stderr)}, files...) {
+		fds = append(fds, f.Fd())
+	}
+	pidfd := -1
+	sysAttr.PidFD = &pidfd
+	attr := &syscall.ProcAttr{
+		Dir:   bundle,
+		Env:   []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD)},
+		Files: fds,
+		Sys:   sysAttr,
 	}
 	path := "/proc/self/fd/" + strconv.Itoa(int(exe.Fd()))
-	start := func() (*os.Process, error) {
-		return os.StartProcess(path, []string{initproc.Argv0}, attr)
+	start := func() (*child, error) {
+		pid, err := syscall.ForkExec(path, []string{initproc.Argv0}, attr)
+		if err != nil {
+			return nil, err
+		}
+		return &child{pid: pid, pidfd: pidfd}, nil
 	}
-	var p *os.Process
-	if len(ns.join) == 0 {
+	var p *child
+	if len(ns.join) == 0 && enter == nil {
 		p, err = start()
 	} else {
 		type result struct {
-			p   *os.Process
+			p   *child
 			err error
 		}
 		ch := make(chan result, 1)
@@ -373,12 +403,28 @@ func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundl
 					return
 				}
 			}
+			var leave func() error
+			if enter != nil {
+				var err error
+				if leave, err = enter(); err != nil {
+					ch <- result{err: err}
+					return
+				}
+			}
 			p, err := start()
+			if leave != nil {
+				if lerr := leave(); lerr != nil && err == nil {
+					_ = p.kill()
+					_, _ = p.wait()
+					p, err = nil, lerr
+				}
+			}
 			ch <- result{p, err}
 		}()
 		r := <-ch
 		p, err = r.p, r.err
 	}
+	tr.mark("  clone+exec")
 	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)

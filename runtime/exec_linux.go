@@ -23,27 +23,20 @@ type ExecOptions struct {
 
 // Process is an extra process started in a container by Exec.
 type Process struct {
-	proc *os.Process
+	proc *child
 }
 
 // Pid returns the process's pid.
-func (p *Process) Pid() int { return p.proc.Pid }
+func (p *Process) Pid() int { return p.proc.pid }
 
 // Wait waits for the process and returns its exit status (128+n when
 // killed by signal n).
 func (p *Process) Wait() (int, error) {
-	ps, err := p.proc.Wait()
-	if err != nil {
-		return -1, err
-	}
-	if sig := signalOf(ps); sig != 0 {
-		return 128 + int(sig), nil
-	}
-	return ps.ExitCode(), nil
+	return p.proc.wait()
 }
 
 // Release lets the process go on without this handle.
-func (p *Process) Release() error { return p.proc.Release() }
+func (p *Process) Release() error { p.proc.release(); return nil }
 
 // Exec starts proc inside the running container: in its namespaces and
 // cgroup, with proc's own user, capabilities, and the container's seccomp
@@ -113,23 +106,27 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		defer d.Close()
 		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(d.Fd())
 	}
-	sp, err := spawn(ns, cfg, sysAttr, "/", Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files)
+	sp, err := spawn(ns, cfg, sysAttr, "/", Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, nil)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*Process, error) {
-		_ = sp.proc.Kill()
-		_, _ = sp.proc.Wait()
+		_ = sp.proc.kill()
+		_, _ = sp.proc.wait()
 		sp.sync.Close()
 		return nil, err
 	}
-	if !c.cg.V2() {
-		if err := c.cg.Add(sp.proc.Pid); err != nil {
-			return fail(err)
-		}
-	}
+	cfg.CgroupJoined = c.cg.V2()
 	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: cfg}); err != nil {
 		return fail(err)
+	}
+	if !c.cg.V2() {
+		if err := c.cg.Add(sp.proc.pid); err != nil {
+			return fail(err)
+		}
+		if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined}); err != nil {
+			return fail(err)
+		}
 	}
 	var m initproc.Message
 	if err := sp.dec.Decode(&m); err != nil {
@@ -146,7 +143,7 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 	}
 	sp.sync.Close()
 	if opts.PidFile != "" {
-		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(sp.proc.Pid)), 0o644); err != nil {
+		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(sp.proc.pid)), 0o644); err != nil {
 			return fail(err)
 		}
 	}

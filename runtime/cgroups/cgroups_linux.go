@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
@@ -147,6 +148,15 @@ func (g *Group) Add(pid int) error {
 	return nil
 }
 
+func writeRetry(path string, b []byte) error {
+	for {
+		err := os.WriteFile(path, b, 0)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
 // Set applies new resources.
 func (g *Group) Set(r *specs.LinuxResources) error {
 	res, err := Resources(r)
@@ -187,6 +197,9 @@ func (g *Group) KillAll(sig unix.Signal) error {
 		return err
 	}
 	for _, p := range pids {
+		if p == os.Getpid() {
+			continue
+		}
 		if err := unix.Kill(p, sig); err != nil && err != unix.ESRCH {
 			return err
 		}
@@ -196,7 +209,7 @@ func (g *Group) KillAll(sig unix.Signal) error {
 
 // Destroy removes the group; processes still in it are killed first.
 func (g *Group) Destroy() error {
-	if pids, _ := g.Pids(); len(pids) > 0 {
+	if pids, _ := g.Pids(); len(pids) > 0 && !slices.Contains(pids, os.Getpid()) {
 		_ = g.Freeze(true)
 		_ = g.KillAll(unix.SIGKILL)
 		_ = g.Freeze(false)

@@ -61,6 +61,10 @@ type Config struct {
 	// pivot_root, startContainer ones after the start signal: the parent
 	// passes the state JSON the hooks get on stdin.
 	State []byte `json:"state,omitempty"`
+	// CgroupJoined says the init is in its cgroup already (cgroup v2,
+	// CLONE_INTO_CGROUP); otherwise the parent sends MsgJoined once it has
+	// moved it there, and the init waits for that before it reports ready.
+	CgroupJoined bool `json:"cgroupJoined,omitempty"`
 	// SyncCreateRuntime makes the init ask the parent to run the
 	// createRuntime (and prestart) hooks once its mounts are done.
 	SyncCreateRuntime bool `json:"syncCreateRuntime,omitempty"`
@@ -81,6 +85,7 @@ const (
 	MsgConfig        = "config"        // parent → init: Config follows
 	MsgCreateRuntime = "createRuntime" // init → parent: run createRuntime hooks, reply MsgOK
 	MsgOK            = "ok"            // parent → init
+	MsgJoined        = "joined"        // parent → init: you are in your cgroup
 	MsgReady         = "ready"         // init → parent: waiting for start
 	MsgStart         = "start"         // parent → init: exec now (run, exec)
 	MsgError         = "error"         // init → parent: setup failed

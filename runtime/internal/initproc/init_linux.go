@@ -51,7 +51,7 @@ func run(syncFD int) int {
 		return 1
 	}
 	c := m.Config
-	s := &session{c: c, dec: dec, enc: enc}
+	s := &session{c: c, dec: dec, enc: enc, joined: c.CgroupJoined}
 	err := s.setup()
 	if err == nil {
 		err = s.waitAndExec()
@@ -74,6 +74,7 @@ type session struct {
 	dec      *json.Decoder
 	enc      *json.Encoder
 	ready    bool   // MsgReady was sent
+	joined   bool   // in the container's cgroup
 	path     string // resolved executable
 	consoleF *os.File
 }
@@ -90,11 +91,6 @@ func (s *session) setup() error {
 			return fmt.Errorf("join mount namespace: %w", err)
 		}
 		unix.Close(c.MountNSFD)
-	}
-	if c.UnshareCgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("unshare cgroup namespace: %w", err)
-		}
 	}
 	if c.Mode == ModeCreate {
 		if err := s.setupContainer(); err != nil {
@@ -144,8 +140,8 @@ func (s *session) setupContainer() error {
 		if err := s.enc.Encode(Message{Type: MsgCreateRuntime}); err != nil {
 			return err
 		}
-		var m Message
-		if err := s.dec.Decode(&m); err != nil {
+		m, err := s.recv()
+		if err != nil {
 			return fmt.Errorf("wait for createRuntime hooks: %w", err)
 		}
 		if m.Type != MsgOK {
@@ -176,6 +172,29 @@ func (s *session) setupContainer() error {
 func (s *session) waitAndExec() error {
 	c := s.c
 	p := c.Process
+	// The parent moves a v1 init into its cgroup while the init sets up
+	// the root (the first cgroup.procs write waits for an RCU grace
+	// period, which costs milliseconds); the process must be in it before
+	// exec, and a cgroup namespace must be rooted there.
+	for !s.joined {
+		var m Message
+		if err := s.dec.Decode(&m); err != nil {
+			return fmt.Errorf("wait for cgroup: %w", err)
+		}
+		switch m.Type {
+		case MsgJoined:
+			s.joined = true
+		case MsgError:
+			return errors.New(m.Error)
+		default:
+			return fmt.Errorf("wait for cgroup: got %q", m.Type)
+		}
+	}
+	if c.UnshareCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("unshare cgroup namespace: %w", err)
+		}
+	}
 	if err := s.enc.Encode(Message{Type: MsgReady}); err != nil {
 		return err
 	}
@@ -196,8 +215,8 @@ func (s *session) waitAndExec() error {
 		}
 		unix.Close(c.FifoFD)
 	} else {
-		var m Message
-		if err := s.dec.Decode(&m); err != nil {
+		m, err := s.recv()
+		if err != nil {
 			return fmt.Errorf("wait for start: %w", err)
 		}
 		if m.Type != MsgStart {
@@ -338,4 +357,19 @@ func runHook(h specs.Hook, state []byte) error {
 		return fmt.Errorf("exited: %v", st)
 	}
 	return nil
+}
+
+// recv reads the next message from the parent, noting MsgJoined on the way.
+func (s *session) recv() (Message, error) {
+	for {
+		var m Message
+		if err := s.dec.Decode(&m); err != nil {
+			return m, err
+		}
+		if m.Type == MsgJoined {
+			s.joined = true
+			continue
+		}
+		return m, nil
+	}
 }

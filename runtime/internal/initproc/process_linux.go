@@ -136,7 +136,9 @@ func setIdentity(u specs.User, caps *specs.LinuxCapabilities) error {
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
-	amb := capMask(caps.Ambient, last)
+	// An ambient capability must be permitted and inheritable; others are
+	// skipped, as runc does, rather than failing the container.
+	amb := capMask(caps.Ambient, last) & perm & inh
 	for c := uint(0); c <= last; c++ {
 		if amb&(1<<c) != 0 {
 			if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_RAISE, uintptr(c), 0, 0); err != nil {
