@@ -1,0 +1,261 @@
+package engine
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/filters"
+	"github.com/berth-dev/berth/network"
+)
+
+// networkManager opens the network package's manager over this engine's
+// roots. It is cheap (nothing is read until used), so it is made per call.
+//
+// The default network's subnet is 10.88.0.0/16 unless $BERTH_BRIDGE_SUBNET
+// says otherwise when it is first made. The resolver of user networks is
+// this very program re-executed as `berth network dns-serve DIR`.
+func (e *Engine) networkManager() (*network.Manager, error) {
+	opts := network.Options{
+		Root:          filepath.Join(e.root, "network"),
+		RunRoot:       filepath.Join(e.runRoot, "network"),
+		DefaultSubnet: os.Getenv("BERTH_BRIDGE_SUBNET"),
+	}
+	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "berth" {
+		opts.DNSServer = []string{exe, "network", "dns-serve"}
+	}
+	return network.New(opts)
+}
+
+// NetworkResource is a network as `network inspect` shows it, in Docker's
+// shape.
+type NetworkResource struct {
+	Name       string
+	ID         string `json:"Id"`
+	Created    time.Time
+	Scope      string
+	Driver     string
+	EnableIPv6 bool
+	IPAM       NetworkIPAM
+	Internal   bool
+	Attachable bool
+	Ingress    bool
+	ConfigFrom struct{ Network string }
+	ConfigOnly bool
+	Containers map[string]EndpointResource
+	Options    map[string]string
+	Labels     map[string]string
+}
+
+// NetworkIPAM is a network's address configuration.
+type NetworkIPAM struct {
+	Driver  string
+	Options map[string]string
+	Config  []IPAMConfig
+}
+
+// IPAMConfig is one subnet of a network.
+type IPAMConfig struct {
+	Subnet  string `json:",omitempty"`
+	Gateway string `json:",omitempty"`
+}
+
+// EndpointResource is one container of a network in `network inspect`.
+type EndpointResource struct {
+	Name        string
+	EndpointID  string
+	MacAddress  string
+	IPv4Address string
+	IPv6Address string
+}
+
+func networkResource(n *network.Network, eps []*network.Endpoint) NetworkResource {
+	r := NetworkResource{
+		Name: n.Name, ID: n.ID, Created: n.Created, Scope: "local", Driver: n.Driver,
+		IPAM:       NetworkIPAM{Driver: "default", Config: []IPAMConfig{}},
+		Internal:   n.Internal,
+		Containers: map[string]EndpointResource{},
+		Options:    map[string]string{},
+		Labels:     n.Labels,
+	}
+	if r.Labels == nil {
+		r.Labels = map[string]string{}
+	}
+	if n.Subnet.IsValid() {
+		r.IPAM.Config = append(r.IPAM.Config, IPAMConfig{Subnet: n.Subnet.String(), Gateway: n.Gateway.String()})
+	}
+	if n.Bridge != "" {
+		r.Options["com.docker.network.bridge.name"] = n.Bridge
+	}
+	for _, ep := range eps {
+		r.Containers[ep.ContainerID] = EndpointResource{
+			Name: ep.Name, EndpointID: ep.EndpointID, MacAddress: ep.MAC, IPv4Address: ep.Prefix().String(),
+		}
+	}
+	return r
+}
+
+// NetworkCreate makes a user network and returns it.
+func (e *Engine) NetworkCreate(ctx context.Context, opts network.CreateOptions) (*NetworkResource, error) {
+	m, err := e.networkManager()
+	if err != nil {
+		return nil, err
+	}
+	n, err := m.Create(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := networkResource(n, nil)
+	return &r, nil
+}
+
+// NetworkInspect returns a network by name, ID or unique ID prefix, with
+// its containers.
+func (e *Engine) NetworkInspect(ctx context.Context, ref string) (*NetworkResource, error) {
+	m, err := e.networkManager()
+	if err != nil {
+		return nil, err
+	}
+	n, err := m.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	eps, err := m.Endpoints(ctx, n.ID)
+	if err != nil {
+		return nil, err
+	}
+	r := networkResource(n, eps)
+	return &r, nil
+}
+
+// NetworkList returns the networks that match f (driver, id, label, name,
+// scope, type=custom|builtin, dangling), sorted by name.
+func (e *Engine) NetworkList(ctx context.Context, f filters.Args) ([]NetworkResource, error) {
+	for _, t := range f.Get("type") {
+		if t != "custom" && t != "builtin" {
+			return nil, errdefs.InvalidArgument("invalid filter: 'type'='%s'", t)
+		}
+	}
+	dangling, danglingSet, err := f.Bool("dangling")
+	if err != nil {
+		return nil, err
+	}
+	m, err := e.networkManager()
+	if err != nil {
+		return nil, err
+	}
+	nets, err := m.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []NetworkResource
+	for _, n := range nets {
+		typ := "custom"
+		if n.Predefined() {
+			typ = "builtin"
+		}
+		eps, err := m.Endpoints(ctx, n.ID)
+		if err != nil {
+			return nil, err
+		}
+		ok := f.Match("driver", n.Driver) && f.MatchLabels(n.Labels) && f.Match("name", n.Name) &&
+			f.Match("scope", "local") && f.Match("type", typ) && matchIDPrefix(f, n.ID) &&
+			(!danglingSet || dangling == (len(eps) == 0 && !n.Predefined()))
+		if ok {
+			out = append(out, networkResource(n, eps))
+		}
+	}
+	return out, nil
+}
+
+func matchIDPrefix(f filters.Args, id string) bool {
+	ids := f.Get("id")
+	if len(ids) == 0 {
+		return true
+	}
+	for _, p := range ids {
+		if strings.HasPrefix(id, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// NetworkRemove removes a user network that no container uses. Containers
+// the engine knows to be gone are expected to have been detached (see
+// network.Manager.Reclaim).
+func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
+	m, err := e.networkManager()
+	if err != nil {
+		return err
+	}
+	return m.Remove(ctx, ref)
+}
+
+// NetworkPrune removes the user networks no container uses that match f
+// (label, until), and returns their names.
+func (e *Engine) NetworkPrune(ctx context.Context, f filters.Args) ([]string, error) {
+	var until time.Time
+	for _, u := range f.Get("until") {
+		t, err := parseUntil(u)
+		if err != nil {
+			return nil, err
+		}
+		until = t
+	}
+	m, err := e.networkManager()
+	if err != nil {
+		return nil, err
+	}
+	return m.Prune(ctx, func(n *network.Network) bool {
+		return !f.MatchLabels(n.Labels) || !until.IsZero() && !n.Created.Before(until)
+	})
+}
+
+// NetworkConnectOptions are `network connect`'s flags.
+type NetworkConnectOptions struct {
+	IP      string
+	Aliases []string
+}
+
+// NetworkConnect attaches a running container to a network.
+func (e *Engine) NetworkConnect(ctx context.Context, ref, container string, opts NetworkConnectOptions) error {
+	m, err := e.networkManager()
+	if err != nil {
+		return err
+	}
+	if _, err := m.Get(ctx, ref); err != nil {
+		return err
+	}
+	// The container store (issue 4) resolves container to its ID and its
+	// namespace path; then this is m.Attach(ctx, id, "/proc/PID/ns/net",
+	// network.AttachRequest{Network: ref, Name: name, IP: opts.IP,
+	// Aliases: opts.Aliases}) followed by rewriting its /etc/hosts.
+	return errdefs.NotImplemented("network connect %s %s: needs the container lifecycle", ref, container)
+}
+
+// NetworkDisconnect detaches a container, named by ID or by its name on
+// the network, from a network.
+func (e *Engine) NetworkDisconnect(ctx context.Context, ref, container string, force bool) error {
+	m, err := e.networkManager()
+	if err != nil {
+		return err
+	}
+	n, err := m.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	eps, err := m.Endpoints(ctx, n.ID)
+	if err != nil {
+		return err
+	}
+	for _, ep := range eps {
+		if ep.ContainerID == container || ep.Name == container || len(container) >= 12 && strings.HasPrefix(ep.ContainerID, container) {
+			return m.Disconnect(ctx, ep.ContainerID, n.ID)
+		}
+	}
+	return errdefs.NotFound("container %s is not connected to network %s", container, n.Name)
+}
