@@ -514,6 +514,7 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 				os.RemoveAll(j.dir)
 			}
 		}
+		os.Remove(tmpRoot) // if empty
 	}()
 
 	var size int64
@@ -640,14 +641,18 @@ func (p *puller) fetchLayer(ctx context.Context, repo *remotes.Repo, j *layerJob
 		net = io.MultiReader(src, counted)
 	}
 	stream := io.TeeReader(net, w)
+	var diffID digest.Digest
 	if unpack {
-		err = p.apply(ctx, j, fsDir, stream)
+		diffID, err = p.applyStream(ctx, j, fsDir, stream)
 	} else {
 		_, err = io.Copy(io.Discard, stream)
 	}
 	if err == nil && (w.Size() != j.desc.Size || w.Digest() != j.desc.Digest) {
 		os.Remove(partial)
 		err = errdefs.DataCorrupt("layer %s: digest mismatch: the registry sent %d bytes hashing to %s", j.desc.Digest, w.Size(), w.Digest())
+	}
+	if err == nil && unpack && diffID != j.diffID {
+		err = errdefs.DataCorrupt("layer %s: diff ID mismatch: the image config says %s, the layer is %s", j.desc.Digest, j.diffID, diffID)
 	}
 	if err != nil {
 		if !errors.Is(err, errdefs.ErrDataCorrupt) && w.Size() > have {
@@ -665,14 +670,24 @@ func (p *puller) fetchLayer(ctx context.Context, repo *remotes.Repo, j *layerJob
 
 // apply unpacks a layer stream into dir and checks its diff ID.
 func (p *puller) apply(ctx context.Context, j *layerJob, dir string, r io.Reader) error {
-	res, err := archive.Apply(ctx, dir, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutOverlay})
+	diffID, err := p.applyStream(ctx, j, dir, r)
 	if err != nil {
-		return fmt.Errorf("layer %s: %w", j.desc.Digest, err)
+		return err
 	}
-	if res.DiffID != j.diffID {
-		return errdefs.DataCorrupt("layer %s: diff ID mismatch: the image config says %s, the layer is %s", j.desc.Digest, j.diffID, res.DiffID)
+	if diffID != j.diffID {
+		return errdefs.DataCorrupt("layer %s: diff ID mismatch: the image config says %s, the layer is %s", j.desc.Digest, j.diffID, diffID)
 	}
 	return nil
+}
+
+// applyStream unpacks a layer stream into dir (with overlay whiteouts) and
+// returns its diff ID.
+func (p *puller) applyStream(ctx context.Context, j *layerJob, dir string, r io.Reader) (digest.Digest, error) {
+	res, err := archive.Apply(ctx, dir, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutOverlay})
+	if err != nil {
+		return "", fmt.Errorf("layer %s: %w", j.desc.Digest, err)
+	}
+	return res.DiffID, nil
 }
 
 // partialPath is where the bytes of an interrupted download of d wait for
