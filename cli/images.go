@@ -166,40 +166,14 @@ func newImageInspectCmd(a *app) *cobra.Command {
 		Short: "Display detailed information on one or more images",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return inspectImages(a, cmd, args, formatStr)
+			return inspectObjects(a, cmd, args, formatStr, "image")
 		},
 	}
 	c.Flags().StringVarP(&formatStr, "format", "f", "", "Format output using a custom template")
 	return c
 }
 
-func inspectImages(a *app, cmd *cobra.Command, names []string, formatStr string) error {
-	e, err := a.engine(cmd.Context())
-	if err != nil {
-		return err
-	}
-	var objs []any
-	var errs []string
-	for _, n := range names {
-		ii, err := e.InspectImage(cmd.Context(), n)
-		if err != nil {
-			errs = append(errs, oneLine(err))
-			continue
-		}
-		objs = append(objs, ii)
-	}
-	if len(objs) > 0 || len(errs) == 0 {
-		if err := format.Inspect(a.Out, objs, formatStr); err != nil {
-			return err
-		}
-	}
-	if len(errs) > 0 {
-		return errdefs.NotFound("%s", strings.Join(errs, "\n"))
-	}
-	return nil
-}
-
-// newInspectCmd is the generic `inspect`; for now it knows images.
+// newInspectCmd is the generic `inspect`: containers, images, volumes.
 func newInspectCmd(a *app) *cobra.Command {
 	var formatStr, typ string
 	c := &cobra.Command{
@@ -207,10 +181,12 @@ func newInspectCmd(a *app) *cobra.Command {
 		Short: "Return low-level information on berth objects",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if typ != "" && typ != "image" {
+			switch typ {
+			case "", "container", "image", "volume":
+			default:
 				return errdefs.InvalidArgument("%q is not a valid value for --type", typ)
 			}
-			return inspectImages(a, cmd, args, formatStr)
+			return inspectObjects(a, cmd, args, formatStr, typ)
 		},
 	}
 	c.Flags().StringVarP(&formatStr, "format", "f", "", "Format output using a custom template")

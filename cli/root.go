@@ -121,6 +121,11 @@ func newRoot(a *app) *cobra.Command {
 		newHistoryCmd(a, "history"), newImportCmd(a, "import"), newSaveCmd(a, "save"),
 		newLoadCmd(a, "load"), newInspectCmd(a),
 		newSystemCmd(a),
+		newRunCmd(a), newCreateCmd(a, "create"), newStartCmd(a), newStopCmd(a), newRestartCmd(a),
+		newKillCmd(a), newRmCmd(a, "rm"), newWaitCmd(a), newLogsCmd(a), newPsCmd(a, "ps"),
+		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a),
+		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
+		newRegistryCmd(a),
 	)
 	return root
 }

@@ -13,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/snapshot"
+	"github.com/berth-dev/berth/volume"
 )
 
 // Options configure an Engine.
@@ -27,15 +29,23 @@ type Options struct {
 	// StorageDriver is "overlay", "native", or "" to pick overlay when the
 	// kernel supports it.
 	StorageDriver string
+	// Executable is the berth binary that runs the container monitor
+	// (`berth _monitor`); the running binary when empty.
+	Executable string
 }
 
 // Engine is berth's engine over one data root.
 type Engine struct {
 	root, runRoot string
 
-	content *content.Store
-	images  *image.Store
-	snaps   snapshot.Snapshotter
+	content    *content.Store
+	images     *image.Store
+	snaps      snapshot.Snapshotter
+	containers *container.Store
+	volumes    *volume.Store
+
+	// exe is the berth binary, re-executed as the container monitor.
+	exe string
 }
 
 // New opens the engine's stores under opts.Root, creating them if needed.
@@ -68,7 +78,19 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if f, err := os.OpenFile(filepath.Join(opts.Root, "gc.lock"), os.O_CREATE|os.O_RDONLY, 0o600); err == nil {
 		f.Close()
 	}
-	return &Engine{root: opts.Root, runRoot: opts.RunRoot, content: cs, images: is, snaps: sn}, nil
+	ct, err := container.OpenStore(filepath.Join(opts.Root, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	vs, err := volume.OpenStore(filepath.Join(opts.Root, "volumes"))
+	if err != nil {
+		return nil, err
+	}
+	exe := opts.Executable
+	if exe == "" {
+		exe = "/proc/self/exe"
+	}
+	return &Engine{root: opts.Root, runRoot: opts.RunRoot, content: cs, images: is, snaps: sn, containers: ct, volumes: vs, exe: exe}, nil
 }
 
 // Root is the data root.

@@ -1,0 +1,417 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/container"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/filters"
+	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/internal/procfs"
+	"github.com/berth-dev/berth/monitor"
+)
+
+// CreateOptions are what `create` and `run` were asked for: Docker's
+// Config and HostConfig, the image, the name, and the command.
+type CreateOptions struct {
+	Name  string
+	Image string
+	// Cmd is the command given after the image; empty keeps the image's.
+	Cmd []string
+	// Entrypoint, when not nil, replaces the image's ("" clears it).
+	Entrypoint *string
+	Config     container.Config
+	HostConfig container.HostConfig
+}
+
+// CreateContainer makes a container from an image: its record, its name
+// and its writable root file system. Nothing runs yet.
+func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *container.Container, err error) {
+	db, err := e.images.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := db.Resolve(opts.Image)
+	if err != nil {
+		return nil, err
+	}
+	icfg, err := e.imageConfig(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	if err := validateHostConfig(&opts.HostConfig); err != nil {
+		return nil, err
+	}
+	c = &container.Container{
+		ID:         container.NewID(),
+		Created:    time.Now().UTC(),
+		Image:      rec.ID,
+		Config:     opts.Config,
+		HostConfig: opts.HostConfig,
+		Driver:     e.snaps.Driver(),
+		Platform:   "linux",
+		State:      container.State{Status: container.StatusCreated},
+	}
+	c.Berth.ImageName = opts.Image
+	cfg := &c.Config
+	cfg.Image = opts.Image
+	ic := icfg.Config
+	cfg.Env = mergeEnv(ic.Env, cfg.Env)
+	if !slices.ContainsFunc(cfg.Env, func(kv string) bool { return strings.HasPrefix(kv, "PATH=") }) {
+		cfg.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, cfg.Env...)
+	}
+	if opts.Entrypoint != nil {
+		cfg.Entrypoint = nil
+		if *opts.Entrypoint != "" {
+			cfg.Entrypoint = []string{*opts.Entrypoint}
+		}
+		cfg.Cmd = opts.Cmd
+	} else {
+		cfg.Entrypoint = ic.Entrypoint
+		cfg.Cmd = opts.Cmd
+		if len(cfg.Cmd) == 0 {
+			cfg.Cmd = ic.Cmd
+		}
+	}
+	args := append(slices.Clone(cfg.Entrypoint), cfg.Cmd...)
+	if len(args) == 0 {
+		return nil, errdefs.InvalidArgument("no command specified")
+	}
+	c.Path, c.Args = args[0], args[1:]
+	if cfg.WorkingDir == "" {
+		cfg.WorkingDir = ic.WorkingDir
+	}
+	if cfg.User == "" {
+		cfg.User = ic.User
+	}
+	if cfg.StopSignal == "" {
+		cfg.StopSignal = ic.StopSignal
+	}
+	if cfg.Healthcheck == nil {
+		cfg.Healthcheck = ic.Healthcheck
+	}
+	labels := map[string]string{}
+	for k, v := range ic.Labels {
+		labels[k] = v
+	}
+	for k, v := range cfg.Labels {
+		labels[k] = v
+	}
+	cfg.Labels = labels
+	for p := range ic.ExposedPorts {
+		if cfg.ExposedPorts == nil {
+			cfg.ExposedPorts = map[string]struct{}{}
+		}
+		cfg.ExposedPorts[p] = struct{}{}
+	}
+	for v := range ic.Volumes {
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		cfg.Volumes[v] = struct{}{}
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = c.ID[:12]
+	}
+	cfg.OnBuild = nil
+	if c.HostConfig.NetworkMode == "" {
+		c.HostConfig.NetworkMode = "bridge"
+	}
+	if c.HostConfig.RestartPolicy.Name == "" {
+		c.HostConfig.RestartPolicy.Name = "no"
+	}
+	if err := e.checkMounts(ctx, c); err != nil {
+		return nil, err
+	}
+
+	name := opts.Name
+	if name == "" {
+		name = container.RandomName()
+		for i := 0; e.containers.NameInUse(name) && i < 20; i++ {
+			name = container.RandomName()
+		}
+	}
+	c.Name = "/" + name
+	c.Berth.RootfsKey = c.ID
+	chains := image.ChainIDs(rec.DiffIDs)
+	parent := chains[len(chains)-1]
+	if _, err := e.snaps.Prepare(ctx, c.ID, parent); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			e.snaps.Remove(context.WithoutCancel(ctx), c.ID)
+		}
+	}()
+	if upper, err := e.snaps.UpperDir(ctx, c.ID); err == nil {
+		c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": upper}}
+	}
+	c.LogPath = filepath.Join(e.containers.Dir(c.ID), c.ID+"-json.log")
+	if err := e.containers.Create(ctx, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func mergeEnv(base, over []string) []string {
+	out := slices.Clone(base)
+	for _, kv := range over {
+		k, _, _ := strings.Cut(kv, "=")
+		i := slices.IndexFunc(out, func(o string) bool { o, _, _ = strings.Cut(o, "="); return o == k })
+		if i >= 0 {
+			out[i] = kv
+		} else {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+func validateHostConfig(hc *container.HostConfig) error {
+	switch hc.RestartPolicy.Name {
+	case "", "no", "always", "unless-stopped":
+		if hc.RestartPolicy.MaximumRetryCount != 0 {
+			return errdefs.InvalidArgument("maximum retry count cannot be used with restart policy '%s'", hc.RestartPolicy.Name)
+		}
+	case "on-failure":
+		if hc.RestartPolicy.MaximumRetryCount < 0 {
+			return errdefs.InvalidArgument("invalid restart policy: maximum retry count cannot be negative")
+		}
+	default:
+		return errdefs.InvalidArgument("invalid restart policy '%s'", hc.RestartPolicy.Name)
+	}
+	if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
+		return errdefs.InvalidArgument("conflicting options: cannot specify both --restart and --rm")
+	}
+	if hc.Memory > 0 && hc.MemorySwap > 0 && hc.MemorySwap < hc.Memory {
+		return errdefs.InvalidArgument("Minimum memoryswap limit should be larger than memory limit, see usage")
+	}
+	if hc.Memory > 0 && hc.Memory < 6<<20 {
+		return errdefs.InvalidArgument("Minimum memory limit allowed is 6MB")
+	}
+	switch hc.NetworkMode {
+	case "", "none", "host", "bridge", "default":
+	default:
+		if !strings.HasPrefix(hc.NetworkMode, "container:") {
+			return errdefs.NotFound("network %s not found", hc.NetworkMode)
+		}
+	}
+	return nil
+}
+
+// Container returns the record of the container named by ref (a name, an
+// ID or a unique ID prefix), its state reconciled with the processes that
+// really exist.
+func (e *Engine) Container(ctx context.Context, ref string) (*container.Container, error) {
+	id, err := e.containers.Resolve(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	c, err := e.containers.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return e.reconcile(ctx, c), nil
+}
+
+// reconcile records as exited a container whose process is gone while no
+// monitor watches it (the monitor was killed, or the machine rebooted).
+// While the monitor lives, it alone records exits.
+func (e *Engine) reconcile(ctx context.Context, c *container.Container) *container.Container {
+	if !c.State.Running || procfs.Alive(c.State.Pid, c.Berth.PidStart) || monitor.Alive(e.runRoot) {
+		return c
+	}
+	updated, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+		if !c.State.Running || procfs.Alive(c.State.Pid, c.Berth.PidStart) {
+			return errNoChange
+		}
+		c.State.SetExited(255, false, time.Now().UTC())
+		c.State.Error = "the container's monitor was gone when its process exited; exit status unknown"
+		return nil
+	})
+	if err != nil {
+		return c
+	}
+	e.releaseRuntime(ctx, updated)
+	return updated
+}
+
+var errNoChange = errors.New("no change")
+
+// ContainerListOptions configure Containers.
+type ContainerListOptions struct {
+	All     bool
+	Latest  bool
+	Last    int
+	Filters filters.Args // id, name, label, status, exited, ancestor, before, since
+}
+
+// Containers lists containers, newest first: the running ones, or all.
+func (e *Engine) Containers(ctx context.Context, opts ContainerListOptions) ([]*container.Container, error) {
+	list, err := e.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*container.Container
+	for _, c := range list {
+		c = e.reconcile(ctx, c)
+		if !opts.All && !opts.Latest && opts.Last <= 0 && !c.State.Running && !opts.Filters.Has("status") && !opts.Filters.Has("exited") {
+			continue
+		}
+		if !e.matchContainer(ctx, c, opts.Filters) {
+			continue
+		}
+		out = append(out, c)
+	}
+	if opts.Latest && len(out) > 1 {
+		out = out[:1]
+	}
+	if opts.Last > 0 && len(out) > opts.Last {
+		out = out[:opts.Last]
+	}
+	return out, nil
+}
+
+func (e *Engine) matchContainer(ctx context.Context, c *container.Container, f filters.Args) bool {
+	for _, v := range f.Get("id") {
+		if !strings.HasPrefix(c.ID, v) {
+			return false
+		}
+	}
+	if f.Has("name") && !f.Match("name", c.DisplayName()) {
+		return false
+	}
+	if !f.MatchLabels(c.Config.Labels) {
+		return false
+	}
+	if f.Has("status") && !slices.Contains(f.Get("status"), c.State.Status) {
+		return false
+	}
+	for _, v := range f.Get("exited") {
+		if c.State.Status != container.StatusExited || fmt.Sprint(c.State.ExitCode) != v {
+			return false
+		}
+	}
+	for _, v := range f.Get("ancestor") {
+		db, err := e.images.Load(ctx)
+		if err != nil {
+			return false
+		}
+		if r, err := db.Resolve(v); err != nil || r.ID != c.Image {
+			return false
+		}
+	}
+	return true
+}
+
+// RemoveOptions configure RemoveContainer.
+type RemoveOptions struct {
+	Force, Volumes bool
+}
+
+// RemoveContainer removes a container: it must not be running unless
+// forced (then it is killed). Everything it holds goes: its process,
+// cgroup, mounts, writable layer, record, name, and with Volumes its
+// anonymous volumes.
+func (e *Engine) RemoveContainer(ctx context.Context, ref string, opts RemoveOptions) error {
+	c, err := e.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if c.State.Running {
+		if !opts.Force {
+			verb := "stop"
+			if c.State.Paused {
+				verb = "unpause and then stop"
+			}
+			return errdefs.Conflict("cannot remove container %q: container is %s: %s the container before removing or force remove", c.Name, c.State.Status, verb)
+		}
+		if err := e.killAndWait(ctx, c); err != nil {
+			return err
+		}
+	}
+	return e.removeStopped(ctx, c.ID, opts.Volumes)
+}
+
+// removeStopped releases a stopped container's resources and its record.
+// Racing removers (a user's rm -f and the monitor's --rm) agree through the
+// "removing" status: the first one to set it does the work, the second
+// finds it done.
+func (e *Engine) removeStopped(ctx context.Context, id string, withVolumes bool) error {
+	c, err := e.containers.Update(ctx, id, func(c *container.Container) error {
+		if c.State.Status == container.StatusRemoving {
+			return errdefs.Conflict("removal of container %s is already in progress", c.ID[:12])
+		}
+		if c.State.Running {
+			return errdefs.Conflict("cannot remove container %q: container is running", c.Name)
+		}
+		c.State.Status = container.StatusRemoving
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.releaseRuntime(ctx, c)
+	var errs []error
+	if err := e.snaps.Remove(ctx, c.Berth.RootfsKey); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	if withVolumes {
+		for _, m := range c.Mounts {
+			if m.Type == "volume" {
+				if v, err := e.volumes.Get(ctx, m.Name); err == nil && v.Anonymous {
+					e.volumes.Remove(ctx, m.Name)
+				}
+			}
+		}
+	}
+	os.RemoveAll(e.runDir(c.ID))
+	if err := e.containers.Delete(ctx, c.ID); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// RenameContainer gives a container a new name.
+func (e *Engine) RenameContainer(ctx context.Context, ref, name string) error {
+	c, err := e.Container(ctx, ref)
+	if err != nil {
+		return err
+	}
+	name = strings.TrimPrefix(name, "/")
+	if name == c.DisplayName() {
+		return errdefs.InvalidArgument("Renaming a container with the same name as its current name")
+	}
+	return e.containers.Rename(ctx, c.ID, name)
+}
+
+// PruneContainers removes every stopped container.
+func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) ([]string, error) {
+	list, err := e.Containers(ctx, ContainerListOptions{All: true})
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, c := range list {
+		if c.State.Running || !e.matchContainer(ctx, c, f) {
+			continue
+		}
+		if err := e.removeStopped(ctx, c.ID, false); err == nil {
+			removed = append(removed, c.ID)
+		}
+	}
+	return removed, nil
+}
+
+// runDir holds a container's state that does not survive a reboot: its
+// bundle and its mounted root file system.
+func (e *Engine) runDir(id string) string { return filepath.Join(e.runRoot, "containers", id) }
+
+func (e *Engine) runtimeRoot() string { return filepath.Join(e.runRoot, "runtime") }

@@ -1,0 +1,675 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/container"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/procfs"
+	"github.com/berth-dev/berth/logs"
+	"github.com/berth-dev/berth/monitor"
+	"github.com/berth-dev/berth/snapshot"
+)
+
+// monitorIdle is how long the monitor lingers with nothing to watch.
+const monitorIdle = 30 * time.Second
+
+// ServeMonitor runs the container monitor of this engine's run root (see
+// package monitor) until it has been idle for a while. ready, if not nil,
+// gets one byte once the monitor accepts connections (or has found
+// another monitor serving).
+func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
+	signalReady := func() {
+		if ready != nil {
+			ready.Write([]byte{1})
+			ready.Close()
+			ready = nil
+		}
+	}
+	defer signalReady()
+	lf, err := os.OpenFile(monitor.LockPath(e.runRoot), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		return nil // another monitor serves this run root
+	}
+	sock := monitor.SocketPath(e.runRoot)
+	os.Remove(sock)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("monitor: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	reaper, err := monitor.NewReaper()
+	if err != nil {
+		return err
+	}
+	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
+	signalReady()
+
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			m.track(+1)
+			go func() {
+				defer m.track(-1)
+				m.handle(ctx, monitor.NewConn(c))
+			}()
+		}
+	}()
+	// Exit once idle: no session and no client for monitorIdle.
+	idle := time.NewTimer(monitorIdle)
+	for {
+		select {
+		case <-ctx.Done():
+			ln.Close()
+			return nil
+		case <-m.activity:
+			idle.Reset(monitorIdle)
+		case <-idle.C:
+			m.mu.Lock()
+			busy := len(m.sessions) > 0 || m.conns > 0
+			if !busy {
+				// Stop accepting while holding mu: a client that connects
+				// now gets a refusal and starts a new monitor, which waits
+				// for our lock.
+				ln.Close()
+				os.Remove(sock)
+				m.mu.Unlock()
+				return nil
+			}
+			m.mu.Unlock()
+			idle.Reset(monitorIdle)
+		}
+	}
+}
+
+type monitorServer struct {
+	e        *Engine
+	reaper   *monitor.Reaper
+	activity chan struct{}
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	conns    int
+}
+
+func (m *monitorServer) track(delta int) {
+	m.mu.Lock()
+	m.conns += delta
+	m.mu.Unlock()
+	select {
+	case m.activity <- struct{}{}:
+	default:
+	}
+}
+
+// session is one running container as the monitor holds it.
+type session struct {
+	id    string
+	stdin *os.File // the write end of the container's stdin, if open
+
+	mu      sync.Mutex
+	subs    map[*monitor.Conn]bool
+	waiters []chan int // told the exit code once recorded
+	removed []chan int // told once an --rm container is gone
+	exited  bool
+	code    int
+}
+
+func (s *session) broadcast(typ byte, p []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.subs {
+		if c.WriteFrame(typ, p) != nil {
+			delete(s.subs, c)
+		}
+	}
+}
+
+func (m *monitorServer) handle(ctx context.Context, c *monitor.Conn) {
+	defer c.Close()
+	var req monitor.Request
+	if err := c.ReadJSON(&req); err != nil {
+		return
+	}
+	switch req.Op {
+	case "ping":
+		c.WriteJSON(monitor.Response{})
+	case "start":
+		m.start(ctx, c, req)
+	case "attach":
+		m.attach(ctx, c, req)
+	case "wait":
+		m.wait(ctx, c, req)
+	default:
+		c.WriteJSON(monitor.Response{Error: fmt.Sprintf("unknown monitor request %q", req.Op)})
+	}
+}
+
+func errResponse(err error) monitor.Response {
+	r := monitor.Response{Error: err.Error(), ExitCode: 125}
+	for _, cl := range []error{errdefs.ErrNotFound, errdefs.ErrConflict, errdefs.ErrInvalidArgument, errdefs.ErrAlreadyExists} {
+		if errors.Is(err, cl) {
+			r.Class = cl.Error()
+		}
+	}
+	var pe interface{ ExitCode() int }
+	if errors.As(err, &pe) {
+		r.ExitCode = pe.ExitCode()
+	}
+	return r
+}
+
+// start starts a container and, if asked, streams its stdio over c until
+// it exits.
+func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.Request) {
+	m.mu.Lock()
+	if _, ok := m.sessions[req.ID]; ok {
+		m.mu.Unlock()
+		c.WriteJSON(monitor.Response{Error: "container " + req.ID[:12] + " is already running", Class: errdefs.ErrConflict.Error(), ExitCode: 125})
+		return
+	}
+	s := &session{id: req.ID, subs: map[*monitor.Conn]bool{}}
+	if req.Attach {
+		s.subs[c] = true
+	}
+	m.sessions[req.ID] = s
+	m.mu.Unlock()
+
+	pid, err := m.run(ctx, s, req.Stdin)
+	if err != nil {
+		m.mu.Lock()
+		delete(m.sessions, req.ID)
+		m.mu.Unlock()
+		c.WriteJSON(errResponse(err))
+		return
+	}
+	if err := c.WriteJSON(monitor.Response{Pid: pid}); err != nil || !req.Attach {
+		return
+	}
+	m.stream(c, s, req.Stdin)
+}
+
+// stream forwards the client's frames (input, signals) to the container
+// until it exits, then sends the exit frame.
+func (m *monitorServer) stream(c *monitor.Conn, s *session, stdin bool) {
+	done := make(chan int, 1)
+	s.mu.Lock()
+	if s.exited {
+		s.mu.Unlock()
+		done <- s.code
+	} else {
+		if s.subs[c] {
+			s.waiters = append(s.waiters, done)
+		}
+		s.mu.Unlock()
+	}
+	go func() {
+		for {
+			typ, p, err := c.ReadFrame()
+			if err != nil {
+				return
+			}
+			switch typ {
+			case monitor.FrameStdin:
+				if !stdin || s.stdin == nil {
+					continue
+				}
+				if len(p) == 0 {
+					s.stdin.Close()
+					continue
+				}
+				s.stdin.Write(p)
+			case monitor.FrameSignal:
+				if len(p) == 1 {
+					m.signal(s.id, unix.Signal(p[0]))
+				}
+			}
+		}
+	}()
+	code := <-done
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uint32(code))
+	s.mu.Lock()
+	delete(s.subs, c)
+	s.mu.Unlock()
+	c.WriteFrame(monitor.FrameExit, b[:])
+}
+
+func (m *monitorServer) signal(id string, sig unix.Signal) {
+	c, err := m.e.containers.Get(context.Background(), id)
+	if err != nil {
+		return
+	}
+	if rt, err := m.e.ociRuntimeFor(c.HostConfig.Runtime); err == nil {
+		rt.Kill(context.Background(), id, sig, false)
+	}
+}
+
+// run prepares and starts the container's process and the goroutines that
+// watch it. It returns the init's pid.
+func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pid int, err error) {
+	e := m.e
+	c, err := e.containers.Get(ctx, s.id)
+	if err != nil {
+		return 0, err
+	}
+	if c.State.Running {
+		return 0, errdefs.Conflict("container %s is already running", c.ID[:12])
+	}
+	rt, err := e.ociRuntimeFor(c.HostConfig.Runtime)
+	if err != nil {
+		return 0, err
+	}
+	bundle, err := e.prepareBundle(ctx, c)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			rt.Delete(context.WithoutCancel(ctx), c.ID, true)
+			e.unprepare(c.ID)
+		}
+	}()
+	lw, err := logs.Create(c.LogPath)
+	if err != nil {
+		return 0, err
+	}
+	// The container's stdio: pipes whose far ends the monitor keeps.
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	var inR *os.File
+	if c.Config.OpenStdin && openStdin {
+		if inR, s.stdin, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+	}
+	pid, err = rt.Create(ctx, c.ID, bundle, [3]*os.File{inR, outW, errW})
+	outW.Close()
+	errW.Close()
+	if inR != nil {
+		inR.Close()
+	}
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		lw.Close()
+		return 0, err
+	}
+	exited := m.reaper.Watch(pid)
+	start, _ := procfs.StartTime(pid)
+	if _, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+		c.State.SetRunning(pid, time.Now().UTC())
+		c.Berth.PidStart = start
+		c.Berth.StopRequested = false
+		return nil
+	}); err != nil {
+		lw.Close()
+		return 0, err
+	}
+	var copiers sync.WaitGroup
+	for _, p := range []struct {
+		r      *os.File
+		stream string
+		typ    byte
+	}{{outR, "stdout", monitor.FrameStdout}, {errR, "stderr", monitor.FrameStderr}} {
+		copiers.Add(1)
+		go func() {
+			defer copiers.Done()
+			defer p.r.Close()
+			lw.Copy(p.stream, io.TeeReader(p.r, frameSink{s, p.typ}))
+		}()
+	}
+	if err := rt.Start(ctx, c.ID); err != nil {
+		rt.Kill(ctx, c.ID, unix.SIGKILL, false)
+		<-exited
+		copiers.Wait()
+		lw.Close()
+		m.recordExit(ctx, c.ID, 127, false)
+		return 0, err
+	}
+	go func() {
+		ws := <-exited
+		copiers.Wait()
+		lw.Close()
+		m.exited(context.WithoutCancel(ctx), s, rt, monitor.ExitCode(ws))
+	}()
+	return pid, nil
+}
+
+// frameSink copies what the log copier reads to the attached clients.
+type frameSink struct {
+	s   *session
+	typ byte
+}
+
+func (f frameSink) Write(p []byte) (int, error) {
+	f.s.broadcast(f.typ, p)
+	return len(p), nil
+}
+
+// exited records a container's exit and carries out its policy: restart,
+// remove (--rm), or stay exited.
+func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, code int) {
+	e := m.e
+	oom := rt.OOMKilled(ctx, s.id)
+	if err := rt.Delete(ctx, s.id, true); err != nil {
+		slog.Warn("delete runtime state", "container", s.id, "err", err)
+	}
+	e.unprepare(s.id)
+	c := m.recordExit(ctx, s.id, code, oom)
+	if s.stdin != nil {
+		s.stdin.Close()
+	}
+
+	restart := false
+	if c != nil {
+		p := c.HostConfig.RestartPolicy
+		switch p.Name {
+		case "always":
+			restart = !c.Berth.StopRequested
+		case "unless-stopped":
+			restart = !c.Berth.StopRequested
+		case "on-failure":
+			restart = code != 0 && !c.Berth.StopRequested && (p.MaximumRetryCount == 0 || c.RestartCount < p.MaximumRetryCount)
+		}
+	}
+	s.mu.Lock()
+	s.exited, s.code = true, code
+	waiters := s.waiters
+	s.waiters = nil
+	s.mu.Unlock()
+
+	if c != nil && c.HostConfig.AutoRemove && !restart {
+		if err := e.removeStopped(ctx, s.id, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+			slog.Warn("remove container", "container", s.id, "err", err)
+		}
+	}
+	m.mu.Lock()
+	delete(m.sessions, s.id)
+	m.mu.Unlock()
+	for _, w := range waiters {
+		w <- code
+	}
+	s.mu.Lock()
+	for _, w := range s.removed {
+		w <- code
+	}
+	s.mu.Unlock()
+
+	if restart {
+		delay := 100 * time.Millisecond << min(c.RestartCount, 8)
+		e.containers.Update(ctx, s.id, func(c *container.Container) error {
+			c.RestartCount++
+			c.State.Restarting = true
+			c.State.Status = container.StatusRestarting
+			return nil
+		})
+		time.AfterFunc(delay, func() {
+			ns := &session{id: s.id, subs: map[*monitor.Conn]bool{}}
+			m.mu.Lock()
+			if _, busy := m.sessions[s.id]; busy {
+				m.mu.Unlock()
+				return
+			}
+			m.sessions[s.id] = ns
+			m.mu.Unlock()
+			if _, err := m.run(ctx, ns, false); err != nil {
+				m.mu.Lock()
+				delete(m.sessions, s.id)
+				m.mu.Unlock()
+				slog.Warn("restart container", "container", s.id, "err", err)
+			}
+		})
+	}
+}
+
+func (m *monitorServer) recordExit(ctx context.Context, id string, code int, oom bool) *container.Container {
+	c, err := m.e.containers.Update(ctx, id, func(c *container.Container) error {
+		c.State.SetExited(code, oom, time.Now().UTC())
+		return nil
+	})
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// attach streams a running container's output to c (and c's input to it).
+func (m *monitorServer) attach(ctx context.Context, c *monitor.Conn, req monitor.Request) {
+	m.mu.Lock()
+	s := m.sessions[req.ID]
+	m.mu.Unlock()
+	if s == nil {
+		c.WriteJSON(monitor.Response{Error: "You cannot attach to a stopped container, start it first", Class: errdefs.ErrConflict.Error(), ExitCode: 125})
+		return
+	}
+	s.mu.Lock()
+	s.subs[c] = true
+	s.mu.Unlock()
+	c.WriteJSON(monitor.Response{})
+	m.stream(c, s, req.Stdin)
+}
+
+// wait answers once the container is not running (or, for "removed", gone).
+func (m *monitorServer) wait(ctx context.Context, c *monitor.Conn, req monitor.Request) {
+	m.mu.Lock()
+	s := m.sessions[req.ID]
+	m.mu.Unlock()
+	if s != nil {
+		ch := make(chan int, 1)
+		s.mu.Lock()
+		if s.exited && req.Condition != "removed" {
+			ch <- s.code
+		} else if req.Condition == "removed" {
+			s.removed = append(s.removed, ch)
+		} else {
+			s.waiters = append(s.waiters, ch)
+		}
+		s.mu.Unlock()
+		// Answer early if the client goes away.
+		gone := make(chan struct{})
+		go func() { io.Copy(io.Discard, c); close(gone) }()
+		select {
+		case code := <-ch:
+			c.WriteJSON(monitor.Response{ExitCode: code})
+		case <-gone:
+		}
+		return
+	}
+	rec, err := m.e.containers.Get(ctx, req.ID)
+	if err != nil {
+		if req.Condition == "removed" && errdefs.IsNotFound(err) {
+			c.WriteJSON(monitor.Response{})
+			return
+		}
+		c.WriteJSON(errResponse(err))
+		return
+	}
+	c.WriteJSON(monitor.Response{ExitCode: rec.State.ExitCode})
+}
+
+// prepareBundle mounts the container's root file system and writes the OCI
+// bundle for it under the run directory.
+func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (string, error) {
+	dir := e.runDir(c.ID)
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return "", err
+	}
+	mounts, err := e.snaps.Mounts(ctx, c.Berth.RootfsKey)
+	if err != nil {
+		return "", fmt.Errorf("container root: %w", err)
+	}
+	snapshot.Unmount(rootfs) // a stale mount from a crash
+	if err := snapshot.MountAll(mounts, rootfs); err != nil {
+		return "", fmt.Errorf("mount container root: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			snapshot.Unmount(rootfs)
+		}
+	}()
+	user, err := resolveUser(rootfs, c.Config.User)
+	if err != nil {
+		return "", err
+	}
+	ms, err := e.mountSpecs(ctx, c, rootfs)
+	if err != nil {
+		return "", err
+	}
+	etc, err := e.etcFiles(ctx, c, dir)
+	if err != nil {
+		return "", err
+	}
+	ms = append(etc, ms...)
+	netns, err := e.netnsFor(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	env := c.Config.Env
+	if c.Config.Tty && !hasEnv(env, "TERM") {
+		env = append(env, "TERM=xterm")
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+user.home)
+	}
+	if !hasEnv(env, "HOSTNAME") {
+		env = append(env, "HOSTNAME="+c.Config.Hostname)
+	}
+	cc := *c
+	cc.Config.Env = env
+	spec, err := buildSpec(specInput{c: &cc, rootfs: rootfs, user: user, mounts: ms, netns: netns})
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return "", err
+	}
+	bundle := filepath.Join(dir, "bundle")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
+		return "", err
+	}
+	ok = true
+	return bundle, nil
+}
+
+func hasEnv(env []string, k string) bool {
+	for _, kv := range env {
+		if len(kv) > len(k) && kv[:len(k)+1] == k+"=" {
+			return true
+		}
+	}
+	return false
+}
+
+// unprepare unmounts the container's root file system.
+func (e *Engine) unprepare(id string) {
+	snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
+}
+
+// releaseRuntime cleans what a stopped container may still hold in the
+// runtime and on the host (after a crash of its monitor): its runtime
+// state and cgroup, its root mount.
+func (e *Engine) releaseRuntime(ctx context.Context, c *container.Container) {
+	if rt, err := e.ociRuntimeFor(c.HostConfig.Runtime); err == nil {
+		rt.Delete(ctx, c.ID, true)
+	}
+	e.unprepare(c.ID)
+}
+
+// monitorCmd is how a client starts the monitor.
+func (e *Engine) monitorCmd() *exec.Cmd {
+	cmd := exec.Command(e.exe, "--root", e.root, "--runroot", e.runRoot, "--storage-driver", e.snaps.Driver(), "_monitor")
+	if f, err := os.OpenFile(filepath.Join(e.runRoot, "monitor.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		cmd.Stdout, cmd.Stderr = f, f
+	}
+	return cmd
+}
+
+// dialMonitor connects to the monitor, starting it if needed.
+func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
+	return monitor.Dial(ctx, e.runRoot, e.monitorCmd())
+}
+
+// ask sends one request and reads the response.
+func (e *Engine) ask(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
+	c, err := e.dialMonitor(ctx)
+	if err != nil {
+		return nil, monitor.Response{}, err
+	}
+	if err := c.WriteJSON(req); err != nil {
+		c.Close()
+		return nil, monitor.Response{}, fmt.Errorf("monitor: %w", err)
+	}
+	var resp monitor.Response
+	if err := c.ReadJSON(&resp); err != nil {
+		c.Close()
+		return nil, resp, fmt.Errorf("monitor: %w", err)
+	}
+	return c, resp, responseErr(resp)
+}
+
+// responseErr maps a monitor's error back to its class.
+func responseErr(r monitor.Response) error {
+	if r.Error == "" {
+		return nil
+	}
+	var err error
+	switch r.Class {
+	case errdefs.ErrNotFound.Error():
+		err = errdefs.NotFound("%s", r.Error)
+	case errdefs.ErrConflict.Error():
+		err = errdefs.Conflict("%s", r.Error)
+	case errdefs.ErrInvalidArgument.Error():
+		err = errdefs.InvalidArgument("%s", r.Error)
+	default:
+		err = errors.New(r.Error)
+	}
+	if r.ExitCode != 125 && r.ExitCode != 0 {
+		return &ExitError{Code: r.ExitCode, Err: err}
+	}
+	return err
+}
+
+// ExitError is a failure that maps to a particular exit status (126 cannot
+// execute, 127 not found).
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+func (e *ExitError) ExitCode() int { return e.Code }
