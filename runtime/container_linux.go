@@ -83,7 +83,11 @@ func (c *Container) ID() string { return c.st.ID }
 // Pid returns the pid of the container's init.
 func (c *Container) Pid() int { return c.st.Pid }
 
-// release drops what only the creating process had.
+// Release lets the container's init go on without this handle: a handle
+// that Create returned holds the init as a child of this process until
+// Wait or Release.
+func (c *Container) Release() { c.release() }
+
 func (c *Container) release() {
 	if c.sp != nil {
 		c.sp.sync.Close()
@@ -122,48 +126,47 @@ func (c *Container) State(ctx context.Context) State {
 	return State{State: s, Status: status, Rootfs: c.st.Rootfs, Created: c.st.Created, Owner: c.st.Owner}
 }
 
-// Start lets the created container's process run.
+// Start lets the created container's process run. In the process that
+// created the container, it returns once the process has exec'd (or failed
+// to); elsewhere, once the init has been told to.
 func (c *Container) Start(ctx context.Context) error {
-	if c.sp != nil {
-		return c.startOwned(ctx)
-	}
-	switch s := c.Status(); s {
-	case Created:
-	case Stopped:
-		return errdefs.Conflict("container %s is stopped", c.st.ID)
-	default:
-		return errdefs.Conflict("container %s is already %s", c.st.ID, s)
-	}
-	fifo := filepath.Join(c.dir, fifoFile)
-	fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		if err == unix.ENXIO {
-			return errdefs.Conflict("container %s: init is not waiting", c.st.ID)
-		}
-		return fmt.Errorf("open exec fifo: %w", err)
-	}
-	_, err = unix.Write(fd, []byte{0})
-	unix.Close(fd)
-	if err != nil {
-		return fmt.Errorf("signal start: %w", err)
-	}
-	os.Remove(fifo)
-	c.postStart(ctx)
-	return nil
-}
-
-// startOwned starts a container this process created with Run: over the
-// sync socket, whose end in the init closes when the init execs.
-func (c *Container) startOwned(ctx context.Context) error {
 	sp := c.sp
-	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgStart}); err != nil {
-		return fmt.Errorf("signal start: %w", err)
+	if sp != nil && !sp.fifo {
+		if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgStart}); err != nil {
+			return fmt.Errorf("signal start: %w", err)
+		}
+	} else {
+		switch s := c.Status(); s {
+		case Created:
+		case Stopped:
+			return errdefs.Conflict("container %s is stopped", c.st.ID)
+		default:
+			return errdefs.Conflict("container %s is already %s", c.st.ID, s)
+		}
+		fifo := filepath.Join(c.dir, fifoFile)
+		fd, err := unix.Open(fifo, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			if err == unix.ENXIO {
+				return errdefs.Conflict("container %s: init is not waiting", c.st.ID)
+			}
+			return fmt.Errorf("open exec fifo: %w", err)
+		}
+		_, err = unix.Write(fd, []byte{0})
+		unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("signal start: %w", err)
+		}
+		os.Remove(fifo)
 	}
-	var m initproc.Message
-	if err := sp.dec.Decode(&m); err == nil && m.Type == initproc.MsgError {
-		return &ProcessError{Code: m.Code, Msg: m.Error}
+	if sp != nil {
+		// The init's end of the sync socket closes on exec.
+		var m initproc.Message
+		err := sp.dec.Decode(&m)
+		sp.sync.Close()
+		if err == nil && m.Type == initproc.MsgError {
+			return &ProcessError{Code: m.Code, Msg: m.Error}
+		}
 	}
-	sp.sync.Close()
 	c.trace("started (exec)")
 	c.postStart(ctx)
 	return nil
@@ -177,11 +180,11 @@ func (c *Container) postStart(ctx context.Context) {
 	}
 }
 
-// Wait waits for the process of a container this process created with
-// Run, and returns its exit status (128+n when killed by signal n).
+// Wait waits for the process of a container this process created, and
+// returns its exit status (128+n when killed by signal n).
 func (c *Container) Wait(ctx context.Context) (int, error) {
 	if c.sp == nil {
-		return -1, errdefs.InvalidArgument("container %s was not started by this process", c.st.ID)
+		return -1, errdefs.InvalidArgument("container %s was not created by this process", c.st.ID)
 	}
 	code, err := c.sp.proc.wait()
 	c.trace("process exited")

@@ -64,14 +64,10 @@ func (e *ProcessError) ExitCode() int { return e.Code }
 
 // Create creates the container id from the bundle: its namespaces, root
 // filesystem and cgroup are set up and its init waits for Start. When it
-// fails, nothing is left behind.
+// fails, nothing is left behind. The init is a child of the calling
+// process: call Wait or Release on the returned container.
 func Create(ctx context.Context, id, bundle string, opts Options) (*Container, error) {
-	c, err := create(ctx, id, bundle, opts, false)
-	if err != nil {
-		return nil, err
-	}
-	c.release()
-	return c, nil
+	return create(ctx, id, bundle, opts, false)
 }
 
 // Run creates the container, starts it, waits for its process to exit,
@@ -82,7 +78,7 @@ func Run(ctx context.Context, id, bundle string, opts Options) (int, error) {
 		return -1, err
 	}
 	defer c.Delete(context.WithoutCancel(ctx), true)
-	if err := c.startOwned(ctx); err != nil {
+	if err := c.Start(ctx); err != nil {
 		return -1, err
 	}
 	return c.Wait(ctx)
@@ -90,6 +86,7 @@ func Run(ctx context.Context, id, bundle string, opts Options) (int, error) {
 
 // spawned is what the creating process holds of an init it started.
 type spawned struct {
+	fifo bool // the init waits on the exec FIFO rather than for MsgStart
 	proc *child
 	sync *os.File
 	dec  *json.Decoder
@@ -118,6 +115,11 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	if rootfs, err = filepath.EvalSymlinks(rootfs); err != nil {
 		return nil, err
+	}
+	for i, m := range spec.Mounts {
+		if isBindMount(m) && m.Source != "" && !filepath.IsAbs(m.Source) {
+			spec.Mounts[i].Source = filepath.Join(bundle, m.Source)
+		}
 	}
 	ns, err := planNamespaces(spec)
 	if err != nil {
@@ -225,6 +227,9 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	sysAttr := &syscall.SysProcAttr{Cloneflags: ns.flags, Setsid: proc.Terminal}
 	if ns.flags&unix.CLONE_NEWUSER != 0 {
+		// Become root of the new user namespace (the mapped uid 0) before
+		// exec, or the exec would drop every capability.
+		sysAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 		for _, m := range spec.Linux.UIDMappings {
 			sysAttr.UidMappings = append(sysAttr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
@@ -262,10 +267,11 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 
 	cfg.CgroupJoined = cg.V2()
-	sp, err = spawn(ns, cfg, sysAttr, bundle, opts, files, nil)
+	sp, err = spawn(ns, sysAttr, opts, files)
 	if err != nil {
 		return nil, err
 	}
+	sp.fifo = cfg.FifoFD >= 0
 	tr.mark("spawn init")
 	st.Pid = sp.proc.pid
 	st.Cgroup = cg.Config()
@@ -281,9 +287,9 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		if err := cg.Add(st.Pid); err != nil {
 			return nil, err
 		}
-		if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined}); err != nil {
-			return nil, fmt.Errorf("tell init: %w", err)
-		}
+		// If the init has failed meanwhile, this write fails and the read
+		// below gets its error.
+		_ = sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined})
 		tr.mark("cgroup join (v1)")
 	}
 	for {
@@ -336,10 +342,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 // cloned into the new namespaces. Namespaces to join are entered by a
 // thread of ours just before the clone, which inherits them; that thread is
 // never given back to the Go scheduler.
-//
-// enter, if set, runs on the cloning thread first (to join a v1 cgroup),
-// and what it returns right after the clone.
-func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundle string, opts Options, files []*os.File, enter func() (func() error, error)) (*spawned, error) {
+func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File) (*spawned, error) {
 	tr := newTracer()
 	exe, err := selfExe()
 	if err != nil {
@@ -371,7 +374,6 @@ func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundl
 	pidfd := -1
 	sysAttr.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
-		Dir:   bundle,
 		Env:   []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD)},
 		Files: fds,
 		Sys:   sysAttr,
@@ -385,7 +387,7 @@ func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundl
 		return &child{pid: pid, pidfd: pidfd}, nil
 	}
 	var p *child
-	if len(ns.join) == 0 && enter == nil {
+	if len(ns.join) == 0 {
 		p, err = start()
 	} else {
 		type result struct {
@@ -403,22 +405,7 @@ func spawn(ns *nsPlan, cfg *initproc.Config, sysAttr *syscall.SysProcAttr, bundl
 					return
 				}
 			}
-			var leave func() error
-			if enter != nil {
-				var err error
-				if leave, err = enter(); err != nil {
-					ch <- result{err: err}
-					return
-				}
-			}
 			p, err := start()
-			if leave != nil {
-				if lerr := leave(); lerr != nil && err == nil {
-					_ = p.kill()
-					_, _ = p.wait()
-					p, err = nil, lerr
-				}
-			}
 			ch <- result{p, err}
 		}()
 		r := <-ch
@@ -494,6 +481,18 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 		return nil, errdefs.InvalidArgument("config: a mount namespace is required")
 	}
 	return p, nil
+}
+
+func isBindMount(m specs.Mount) bool {
+	if m.Type == "bind" {
+		return true
+	}
+	for _, o := range m.Options {
+		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
 }
 
 func dialUnix(path string) (*os.File, error) {

@@ -106,7 +106,7 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		defer d.Close()
 		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(d.Fd())
 	}
-	sp, err := spawn(ns, cfg, sysAttr, "/", Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, nil)
+	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files)
 	if err != nil {
 		return nil, err
 	}
@@ -124,9 +124,7 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		if err := c.cg.Add(sp.proc.pid); err != nil {
 			return fail(err)
 		}
-		if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined}); err != nil {
-			return fail(err)
-		}
+		_ = sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined})
 	}
 	var m initproc.Message
 	if err := sp.dec.Decode(&m); err != nil {

@@ -51,8 +51,12 @@ func (a *app) createCmd() *cobra.Command {
 		Short: "create a container from a bundle",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := runtime.Create(cmd.Context(), args[0], cf.bundle, cf.options(a))
-			return err
+			c, err := runtime.Create(cmd.Context(), args[0], cf.bundle, cf.options(a))
+			if err != nil {
+				return err
+			}
+			c.Release()
+			return nil
 		},
 	}
 	cf.register(cmd)
@@ -74,6 +78,7 @@ func (a *app) runCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				defer c.Release()
 				return c.Start(ctx)
 			}
 			// The container's process gets the signals sent to us.
