@@ -444,3 +444,42 @@ func TestCreateBadInput(t *testing.T) {
 		t.Errorf("prune: %v, %v", removed, err)
 	}
 }
+
+// Attaches racing each other (as parallel `berth run`s do, each holding
+// the lock file in turn) never share an address.
+func TestConcurrentAttach(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	const n = 20
+	nss := make([]string, n)
+	for i := range nss {
+		nss[i] = testNetns(t)
+	}
+	eps := make([]*Endpoint, n)
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			var err error
+			eps[i], err = m.Attach(ctx, fmt.Sprintf("%064d", i+1), nss[i], AttachRequest{Ports: []PortMapping{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), ContainerPort: 80}}})
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	ips, ports := map[netip.Addr]bool{}, map[uint16]bool{}
+	for _, e := range eps {
+		if ips[e.IP] || ports[e.Ports[0].HostPort] {
+			t.Fatalf("address %s or port %d given twice", e.IP, e.Ports[0].HostPort)
+		}
+		ips[e.IP], ports[e.Ports[0].HostPort] = true, true
+	}
+	for _, e := range eps {
+		if err := m.Detach(ctx, e.ContainerID); err != nil {
+			t.Fatal(err)
+		}
+		assertDetached(t, m, e)
+	}
+}
