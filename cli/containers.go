@@ -3,14 +3,12 @@ package cli
 import (
 	"fmt"
 	"os"
-	"os/signal"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/cli/format"
 	"github.com/berth-dev/berth/container"
@@ -60,13 +58,12 @@ func newStartCmd(a *app) *cobra.Command {
 				if len(args) > 1 {
 					return errdefs.InvalidArgument("you cannot start and attach multiple containers at once")
 				}
-				sigs := make(chan os.Signal, 8)
-				signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
-				defer signal.Stop(sigs)
-				s := &engine.Streams{Stdout: a.Out, Stderr: a.Err, Signals: sigs}
-				if interactive {
-					s.Stdin = a.In
+				c, err := e.Container(cmd.Context(), args[0])
+				if err != nil {
+					return err
 				}
+				s, restore := a.attachStreams(interactive, c.Config.Tty)
+				defer restore()
 				code, err := e.StartContainer(cmd.Context(), args[0], s)
 				if err != nil {
 					return err
@@ -542,13 +539,12 @@ func newAttachCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sigs := make(chan os.Signal, 8)
-			signal.Notify(sigs, unix.SIGINT, unix.SIGTERM)
-			defer signal.Stop(sigs)
-			s := &engine.Streams{Stdout: a.Out, Stderr: a.Err, Signals: sigs}
-			if !noStdin {
-				s.Stdin = a.In
+			c, err := e.Container(cmd.Context(), args[0])
+			if err != nil {
+				return err
 			}
+			s, restore := a.attachStreams(!noStdin, c.Config.Tty)
+			defer restore()
 			code, err := e.AttachContainer(cmd.Context(), args[0], s)
 			if err != nil {
 				return err

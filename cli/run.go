@@ -11,6 +11,7 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/container"
@@ -322,13 +323,8 @@ func newRunCmd(a *app) *cobra.Command {
 				fmt.Fprintln(a.Out, c.ID)
 				return nil
 			}
-			sigs := make(chan os.Signal, 8)
-			signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
-			defer signal.Stop(sigs)
-			streams := &engine.Streams{Stdout: a.Out, Stderr: a.Err, Signals: sigs}
-			if f.interactive {
-				streams.Stdin = a.In
-			}
+			streams, restore := a.attachStreams(f.interactive, f.tty)
+			defer restore()
 			code, err := e.StartContainer(ctx, c.ID, streams)
 			if err != nil {
 				return err
@@ -347,4 +343,52 @@ func newRunCmd(a *app) *cobra.Command {
 // publishPorts records -p and -P; they need the bridge network.
 func publishPorts(o *engine.CreateOptions, specs []string, all bool) error {
 	return errdefs.NotImplemented("publishing ports (-p, -P) needs bridge networking, which this build of berth does not have yet")
+}
+
+// attachStreams wires the CLI's stdio to an attached container: signals
+// are forwarded (Ctrl-C stops the container, as with docker), and with a
+// terminal the CLI's own goes raw and its size follows the window. The
+// returned function restores the terminal.
+func (a *app) attachStreams(stdin, tty bool) (*engine.Streams, func()) {
+	sigs := make(chan os.Signal, 8)
+	s := &engine.Streams{Stdout: a.Out, Stderr: a.Err, Signals: sigs}
+	if stdin {
+		s.Stdin = a.In
+	}
+	restore := func() { signal.Stop(sigs) }
+	in, isFile := a.In.(*os.File)
+	if !tty || !isFile || !term.IsTerminal(int(in.Fd())) {
+		signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
+		return s, restore
+	}
+	// In raw mode Ctrl-C is a byte for the container's terminal, not a
+	// signal; only outside signals are forwarded.
+	signal.Notify(sigs, unix.SIGTERM, unix.SIGHUP)
+	old, err := term.MakeRaw(int(in.Fd()))
+	if err != nil {
+		return s, restore
+	}
+	resize := make(chan [2]uint16, 1)
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, unix.SIGWINCH)
+	send := func() {
+		if ws, err := unix.IoctlGetWinsize(int(in.Fd()), unix.TIOCGWINSZ); err == nil {
+			select {
+			case resize <- [2]uint16{ws.Row, ws.Col}:
+			default:
+			}
+		}
+	}
+	send()
+	go func() {
+		for range winch {
+			send()
+		}
+	}()
+	s.Resize = resize
+	return s, func() {
+		signal.Stop(winch)
+		signal.Stop(sigs)
+		term.Restore(int(in.Fd()), old)
+	}
 }

@@ -25,6 +25,9 @@ type Streams struct {
 	Stdout, Stderr io.Writer
 	// Signals, if not nil, are forwarded to the container while attached.
 	Signals <-chan os.Signal
+	// Resize, if not nil, carries the client terminal's sizes (rows,
+	// columns) to a container's terminal.
+	Resize <-chan [2]uint16
 }
 
 // StartContainer starts a created or exited container. With streams, it
@@ -77,6 +80,16 @@ func (e *Engine) pump(ctx context.Context, id string, conn *monitor.Conn, s *Str
 		go func() {
 			io.Copy(monitor.FrameWriter{C: conn, Typ: monitor.FrameStdin}, s.Stdin)
 			conn.WriteFrame(monitor.FrameStdin, nil)
+		}()
+	}
+	if s.Resize != nil {
+		go func() {
+			for sz := range s.Resize {
+				var b [4]byte
+				binary.BigEndian.PutUint16(b[0:2], sz[0])
+				binary.BigEndian.PutUint16(b[2:4], sz[1])
+				conn.WriteFrame(monitor.FrameResize, b[:])
+			}
 		}()
 	}
 	if s.Signals != nil {

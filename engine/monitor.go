@@ -127,6 +127,7 @@ func (m *monitorServer) track(delta int) {
 type session struct {
 	id    string
 	stdin *os.File // the write end of the container's stdin, if open
+	tty   *os.File // the pty master, for a container with a terminal
 
 	mu      sync.Mutex
 	subs    map[*monitor.Conn]bool
@@ -236,10 +237,16 @@ func (m *monitorServer) stream(c *monitor.Conn, s *session, stdin bool) {
 					continue
 				}
 				if len(p) == 0 {
-					s.stdin.Close()
+					if s.tty == nil {
+						s.stdin.Close()
+					}
 					continue
 				}
 				s.stdin.Write(p)
+			case monitor.FrameResize:
+				if s.tty != nil && len(p) == 4 {
+					monitor.Resize(s.tty, binary.BigEndian.Uint16(p[0:2]), binary.BigEndian.Uint16(p[2:4]))
+				}
 			case monitor.FrameSignal:
 				if len(p) == 1 {
 					m.signal(s.id, unix.Signal(p[0]))
@@ -295,30 +302,59 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	if err != nil {
 		return 0, err
 	}
-	// The container's stdio: pipes whose far ends the monitor keeps.
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		return 0, err
-	}
-	var inR *os.File
-	if c.Config.OpenStdin && openStdin {
-		if inR, s.stdin, err = os.Pipe(); err != nil {
+	// The container's stdio: pipes whose far ends the monitor keeps, or a
+	// terminal whose master the runtime sends over a console socket.
+	var outR, errR *os.File
+	var stdio [3]*os.File
+	var console *monitor.ConsoleSocket
+	if c.Config.Tty {
+		if console, err = monitor.ListenConsole(filepath.Join(e.runDir(c.ID), "console.sock")); err != nil {
+			lw.Close()
 			return 0, err
 		}
+		defer console.Close()
+	} else {
+		var outW, errW, inR *os.File
+		if outR, outW, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+		if errR, errW, err = os.Pipe(); err != nil {
+			return 0, err
+		}
+		if c.Config.OpenStdin && openStdin {
+			if inR, s.stdin, err = os.Pipe(); err != nil {
+				return 0, err
+			}
+		}
+		stdio = [3]*os.File{inR, outW, errW}
 	}
-	pid, err = rt.Create(ctx, c.ID, bundle, [3]*os.File{inR, outW, errW})
-	outW.Close()
-	errW.Close()
-	if inR != nil {
-		inR.Close()
+	consolePath := ""
+	if console != nil {
+		consolePath = console.Path
+	}
+	pid, err = rt.Create(ctx, c.ID, bundle, stdio, consolePath)
+	for _, f := range stdio {
+		if f != nil {
+			f.Close()
+		}
+	}
+	if err == nil && console != nil {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s.tty, err = console.Receive(rctx)
+		cancel()
+		if err == nil {
+			outR = s.tty
+			if openStdin {
+				s.stdin = s.tty
+			}
+		}
 	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		for _, f := range []*os.File{outR, errR, s.stdin} {
+			if f != nil {
+				f.Close()
+			}
+		}
 		lw.Close()
 		return 0, err
 	}
@@ -339,6 +375,9 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		stream string
 		typ    byte
 	}{{outR, "stdout", monitor.FrameStdout}, {errR, "stderr", monitor.FrameStderr}} {
+		if p.r == nil {
+			continue
+		}
 		copiers.Add(1)
 		go func() {
 			defer copiers.Done()
@@ -384,7 +423,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 	}
 	e.unprepare(s.id)
 	c := m.recordExit(ctx, s.id, code, oom)
-	if s.stdin != nil {
+	if s.stdin != nil && s.stdin != s.tty {
 		s.stdin.Close()
 	}
 

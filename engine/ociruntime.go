@@ -20,9 +20,10 @@ import (
 // runc's command line (crun, runc, runsc). Both run the same container
 // tests.
 type ociRuntime interface {
-	// Create makes the container from its bundle with the given stdio;
-	// its init waits for Start. It returns the init's pid.
-	Create(ctx context.Context, id, bundle string, stdio [3]*os.File) (int, error)
+	// Create makes the container from its bundle with the given stdio (or,
+	// for a terminal, sends the pty master to consoleSocket); its init
+	// waits for Start. It returns the init's pid.
+	Create(ctx context.Context, id, bundle string, stdio [3]*os.File, consoleSocket string) (int, error)
 	Start(ctx context.Context, id string) error
 	Kill(ctx context.Context, id string, sig unix.Signal, all bool) error
 	// Delete removes the container's runtime state and cgroup; the
@@ -51,8 +52,8 @@ func (e *Engine) ociRuntimeFor(name string) (ociRuntime, error) {
 
 type builtinRuntime struct{ root string }
 
-func (r builtinRuntime) Create(ctx context.Context, id, bundle string, stdio [3]*os.File) (int, error) {
-	c, err := runtime.Create(ctx, id, bundle, runtime.Options{Root: r.root, Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2]})
+func (r builtinRuntime) Create(ctx context.Context, id, bundle string, stdio [3]*os.File, consoleSocket string) (int, error) {
+	c, err := runtime.Create(ctx, id, bundle, runtime.Options{Root: r.root, Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2], ConsoleSocket: consoleSocket})
 	if err != nil {
 		return 0, err
 	}
@@ -135,7 +136,7 @@ func (r externalRuntime) run(ctx context.Context, stdio [3]*os.File, args ...str
 	return nil
 }
 
-func (r externalRuntime) Create(ctx context.Context, id, bundle string, stdio [3]*os.File) (int, error) {
+func (r externalRuntime) Create(ctx context.Context, id, bundle string, stdio [3]*os.File, consoleSocket string) (int, error) {
 	pidFile := filepath.Join(bundle, "init.pid")
 	for i := range stdio {
 		if stdio[i] == nil {
@@ -147,7 +148,11 @@ func (r externalRuntime) Create(ctx context.Context, id, bundle string, stdio [3
 			stdio[i] = f
 		}
 	}
-	if err := r.run(ctx, stdio, "create", "--bundle", bundle, "--pid-file", pidFile, id); err != nil {
+	args := []string{"create", "--bundle", bundle, "--pid-file", pidFile}
+	if consoleSocket != "" {
+		args = append(args, "--console-socket", consoleSocket)
+	}
+	if err := r.run(ctx, stdio, append(args, id)...); err != nil {
 		return 0, err
 	}
 	b, err := os.ReadFile(pidFile)
