@@ -11,8 +11,8 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"golang.org/x/term"
 	"golang.org/x/sys/unix"
+	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/engine"
