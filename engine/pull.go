@@ -246,7 +246,9 @@ func (p *puller) pull(ctx context.Context, r remotes.Ref) (res PullResult, err e
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return res, errdefs.DataCorrupt("image config %s lists %d layers, the manifest %d", m.Config.Digest, len(cfg.RootFS.DiffIDs), len(m.Layers))
 	}
-	if p.explicitPlatform && (cfg.OS != p.platform.OS || cfg.Architecture != p.platform.Architecture) {
+	// An index has picked by platform already; a single manifest is
+	// checked against an explicit --platform by its config.
+	if p.explicitPlatform && mdesc.Digest == top.Digest && (cfg.OS != p.platform.OS || cfg.Architecture != p.platform.Architecture) {
 		return res, errdefs.NotFound("image is for %s/%s, not the requested platform %s", cfg.OS, cfg.Architecture, platformString(p.platform))
 	}
 	size, fresh, err := p.layers(ctx, l, repo, m.Layers, cfg.RootFS.DiffIDs)

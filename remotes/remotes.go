@@ -36,8 +36,9 @@ import (
 
 // Options configure a Client.
 type Options struct {
-	// Config is berth's registry configuration; nil reads DefaultConfigPath
-	// (a missing file is an empty configuration).
+	// Config is berth's registry configuration; nil reads the file
+	// $BERTH_REGISTRIES_CONFIG names, or DefaultConfigPath (a missing file
+	// is an empty configuration).
 	Config *Config
 	// AuthDir is the Docker configuration directory holding config.json;
 	// empty means $DOCKER_CONFIG, or else ~/.docker, as Docker reads them.
@@ -78,7 +79,11 @@ func New(opts Options) (*Client, error) {
 	cfg := opts.Config
 	if cfg == nil {
 		var err error
-		if cfg, err = LoadConfig(DefaultConfigPath); err != nil {
+		path := os.Getenv("BERTH_REGISTRIES_CONFIG")
+		if path == "" {
+			path = DefaultConfigPath
+		}
+		if cfg, err = LoadConfig(path); err != nil {
 			return nil, err
 		}
 	}

@@ -21,7 +21,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -79,7 +78,10 @@ func run() error {
 		if err := imagegen.WriteDockerArchive(img.archive, img.spec); err != nil {
 			return err
 		}
-		img.oci = filepath.Join(*data, fmt.Sprintf("pullpush-%d.oci", i))
+		if img.archive, err = filepath.Abs(img.archive); err != nil {
+			return err
+		}
+		img.oci = filepath.Join(filepath.Dir(img.archive), fmt.Sprintf("pullpush-%d.oci", i))
 		os.RemoveAll(img.oci)
 		if out, err := exec.Command("skopeo", "copy", "-q", "docker-archive:"+img.archive, "oci:"+img.oci+":img").CombinedOutput(); err != nil {
 			return fmt.Errorf("skopeo copy to OCI layout: %w\n%s", err, out)
@@ -113,7 +115,7 @@ func run() error {
 		if out, err := exec.Command(*berth, append(b, "push", "-q", src)...).CombinedOutput(); err != nil {
 			return fmt.Errorf("berth push: %w\n%s", err, out)
 		}
-		rows = append(rows, pullRow(*berth, img, src), pushRow(*berth, img, host, i))
+		rows = append(rows, pullRow(*berth, img, src), pushRow(*berth, *tmp, img, i))
 	}
 
 	cfg := harness.Config{Runs: *runs, TempDir: *tmp}
@@ -173,20 +175,34 @@ func pullRow(berth string, img *image, ref string) harness.Row {
 }
 
 // pushRow: berth push against skopeo copy from an OCI layout, each run to
-// a repository of its own (the registry has none of the blobs there).
-func pushRow(berth string, img *image, host string, i int) harness.Row {
-	var n atomic.Int64
-	next := func(who string) string {
-		return fmt.Sprintf("%s/bench/push%d-%s-%d:v1", host, i, who, n.Add(1))
+// a registry of its own, started untimed, so that no blob is there yet and
+// nothing can be mounted from elsewhere (skopeo's blob info cache would
+// otherwise mount what earlier runs pushed).
+func pushRow(berth, tmp string, img *image, i int) harness.Row {
+	var cur func()
+	fresh := func(ctx context.Context) (string, error) {
+		if cur != nil {
+			cur()
+			cur = nil
+		}
+		host, stop, err := startRegistry(context.WithoutCancel(ctx), tmp)
+		if err != nil {
+			return "", err
+		}
+		cur = stop
+		return fmt.Sprintf("%s/bench/push%d:v1", host, i), nil
 	}
 	return harness.Row{
 		Name:  "push " + img.label,
 		Bytes: img.bytes,
-		Note: "push to a new repository of docker-registry on loopback (no blob there yet, no cross-repository mount); " +
+		Note: "push to a fresh, empty docker-registry on loopback (started untimed for each run); " +
 			"berth from its store (loaded untimed), skopeo from an OCI layout directory",
 		Berth: harness.Side{Name: "berth push", Setup: func(ctx context.Context, dir string) (harness.Timed, error) {
 			b := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run")}
-			ref := next("berth")
+			ref, err := fresh(ctx)
+			if err != nil {
+				return nil, err
+			}
 			if out, err := exec.CommandContext(ctx, berth, append(b, "load", "-i", img.archive)...).CombinedOutput(); err != nil {
 				return nil, fmt.Errorf("berth load: %w\n%s", err, out)
 			}
@@ -196,7 +212,11 @@ func pushRow(berth string, img *image, host string, i int) harness.Row {
 			return harness.Exec(nil, berth, append(b, "push", "-q", ref)...), nil
 		}},
 		Peers: []harness.Side{{Name: "skopeo copy", Setup: func(ctx context.Context, dir string) (harness.Timed, error) {
-			return harness.Exec(nil, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:"+img.oci+":img", "docker://"+next("skopeo")), nil
+			ref, err := fresh(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return harness.Exec(nil, "skopeo", "copy", "-q", "--dest-tls-verify=false", "oci:"+img.oci+":img", "docker://"+ref), nil
 		}}},
 	}
 }

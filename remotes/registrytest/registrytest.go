@@ -258,7 +258,9 @@ func startTokenServer(t testing.TB, cert tls.Certificate, users map[string]strin
 	})}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
-	return "http://" + l.Addr().String() + "/token"
+	// A realm that is a loopback IP literal is refused by clients (against
+	// SSRF); "localhost" is a name, and still loopback.
+	return fmt.Sprintf("http://localhost:%d/token", l.Addr().(*net.TCPAddr).Port)
 }
 
 func signJWT(key *ecdsa.PrivateKey, certDER []byte, claims map[string]any) (string, error) {
