@@ -262,20 +262,13 @@ func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint) error {
 	defer ns.Close()
 	mac, _ := net.ParseMAC(ep.MAC)
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU},
+		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU, Flags: net.FlagUp},
 		PeerName:         ep.Interface,
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(ns),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("attach to network %s: create veth %s: %w", n.Name, ep.HostVeth, err)
-	}
-	host, err := netlink.LinkByName(ep.HostVeth)
-	if err != nil {
-		return fmt.Errorf("attach to network %s: %w", n.Name, err)
-	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("attach to network %s: set %s up: %w", n.Name, ep.HostVeth, err)
 	}
 	if err := configureInside(ns, n, ep); err != nil {
 		return fmt.Errorf("attach to network %s: %w", n.Name, err)
@@ -305,10 +298,8 @@ func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
 		return fmt.Errorf("netlink in %s: %w", ep.Netns, err)
 	}
 	defer h.Close()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		return fmt.Errorf("find lo: %w", err)
-	}
+	// lo is the first interface of every network namespace.
+	lo := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}
 	if err := h.LinkSetUp(lo); err != nil {
 		return fmt.Errorf("set lo up: %w", err)
 	}
