@@ -186,6 +186,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		Seccomp:      filter,
 		SeccompFlags: filterFlags,
 		NoPivot:      opts.NoPivot,
+		OwnMountNS:   ns.flags&unix.CLONE_NEWNS != 0,
 		Cgroup:       initproc.CgroupMount{V2: cg.V2(), Paths: cg.MountPaths()},
 		FifoFD:       -1,
 		ConsoleFD:    -1,
@@ -475,10 +476,6 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 		default:
 			p.join = append(p.join, nsJoin{n.Type, flag, f})
 		}
-	}
-	if p.flags&unix.CLONE_NEWNS == 0 && p.mnt == nil {
-		p.close()
-		return nil, errdefs.InvalidArgument("config: a mount namespace is required")
 	}
 	return p, nil
 }

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/cgroups"
@@ -89,6 +90,9 @@ func Create(cgPath string, r *specs.LinuxResources) (*Group, error) {
 	}
 	c := &cgroups.Cgroup{Path: cgPath, Resources: res}
 	g := &Group{cfg: Config{Path: cgPath, V2: cgroups.IsCgroup2UnifiedMode()}}
+	// On v1 the device rules are written as listed (the library would
+	// reorder them; the spec says they apply in order).
+	res.SkipDevices = !g.cfg.V2
 	if g.cfg.V2 {
 		g.m, err = fs2.NewManager(c, filepath.Join("/sys/fs/cgroup", cgPath))
 	} else {
@@ -106,7 +110,34 @@ func Create(cgPath string, r *specs.LinuxResources) (*Group, error) {
 		return nil, fmt.Errorf("set cgroup %s: %w", cgPath, err)
 	}
 	g.cfg.Paths = g.m.GetPaths()
+	if res.SkipDevices {
+		if err := writeDeviceRules(g.cfg.Paths["devices"], res.Devices); err != nil {
+			_ = g.m.Destroy()
+			return nil, err
+		}
+	}
 	return g, nil
+}
+
+// writeDeviceRules applies v1 device rules in order, creating the
+// devices group (which the library skips with the rules).
+func writeDeviceRules(dir string, rules []*devices.Rule) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, r := range rules {
+		file := "devices.deny"
+		if r.Allow {
+			file = "devices.allow"
+		}
+		if err := writeRetry(filepath.Join(dir, file), []byte(r.CgroupString())); err != nil {
+			return fmt.Errorf("device rule %q: %w", r.CgroupString(), err)
+		}
+	}
+	return nil
 }
 
 // Load returns the group a Config describes.
@@ -144,6 +175,12 @@ func (g *Group) OpenDir() (*os.File, error) {
 func (g *Group) Add(pid int) error {
 	if err := g.m.Apply(pid); err != nil {
 		return fmt.Errorf("join cgroup: %w", err)
+	}
+	if d := g.cfg.Paths["devices"]; d != "" && !g.cfg.V2 {
+		// The library skips the devices group along with its rules.
+		if err := writeRetry(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid))); err != nil {
+			return fmt.Errorf("join cgroup: %w", err)
+		}
 	}
 	return nil
 }

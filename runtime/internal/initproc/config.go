@@ -37,6 +37,9 @@ type Config struct {
 	Seccomp []byte `json:"seccomp,omitempty"`
 	// SeccompFlags are passed to seccomp(2).
 	SeccompFlags uint `json:"seccompFlags,omitempty"`
+	// OwnMountNS is set when the init was cloned into a new mount
+	// namespace.
+	OwnMountNS bool `json:"ownMountNS,omitempty"`
 	// NoPivot makes the init use MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool `json:"noPivot,omitempty"`
 	// UnshareCgroupNS asks the init to unshare the cgroup namespace itself,

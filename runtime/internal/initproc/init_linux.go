@@ -133,8 +133,14 @@ func (s *session) setupContainer() error {
 			return fmt.Errorf("set domainname: %w", err)
 		}
 	}
-	if err := s.prepareRoot(); err != nil {
-		return err
+	// Without a mount namespace of its own, the container shares the
+	// host's: nothing is mounted (it would be the host's mounts), the init
+	// only changes root, as runc does.
+	ownMounts := c.MountNSFD >= 0 || c.OwnMountNS
+	if ownMounts {
+		if err := s.prepareRoot(); err != nil {
+			return err
+		}
 	}
 	if c.SyncCreateRuntime {
 		if err := s.enc.Encode(Message{Type: MsgCreateRuntime}); err != nil {
@@ -152,6 +158,12 @@ func (s *session) setupContainer() error {
 		if err := runHooks("createContainer", spec.Hooks.CreateContainer, c.State); err != nil {
 			return err
 		}
+	}
+	if !ownMounts {
+		if err := unix.Chroot(c.Rootfs); err != nil {
+			return fmt.Errorf("chroot: %w", err)
+		}
+		return unix.Chdir("/")
 	}
 	if err := s.enterRoot(); err != nil {
 		return err

@@ -37,6 +37,14 @@ func (s *session) prepareRoot() error {
 		return fmt.Errorf("set root propagation: %w", err)
 	}
 	rootfs := s.c.Rootfs
+	if prop&unix.MS_SHARED != 0 {
+		// pivot_root refuses a shared new root: make the mount the rootfs
+		// lives on private, so that its bind below is private too. The
+		// asked propagation is applied to the new root after the pivot.
+		if err := makeMountPrivate(rootfs); err != nil {
+			return fmt.Errorf("make rootfs mount private: %w", err)
+		}
+	}
 	// pivot_root needs the new root to be a mount point.
 	if err := mount(rootfs, rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind rootfs: %w", err)
@@ -476,15 +484,7 @@ func (s *session) enterRoot() error {
 	if err := unix.Chdir(rootfs); err != nil {
 		return err
 	}
-	err = unix.PivotRoot(".", ".")
-	if err == unix.EINVAL {
-		// The mount under the new root is shared: pivot_root refuses to
-		// move mounts out of a shared parent. Make that parent private.
-		if perr := makeParentPrivate(rootfs); perr == nil {
-			err = unix.PivotRoot(".", ".")
-		}
-	}
-	if err != nil {
+	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("pivot_root: %w", err)
 	}
 	if err := unix.Fchdir(oldRoot); err != nil {
@@ -496,16 +496,24 @@ func (s *session) enterRoot() error {
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("unmount old root: %w", err)
 	}
-	return unix.Chdir("/")
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if l := s.c.Spec.Linux; l != nil && l.RootfsPropagation != "" {
+		if err := mount("", "/", "", propagationFlags[l.RootfsPropagation], ""); err != nil {
+			return fmt.Errorf("set rootfs propagation: %w", err)
+		}
+	}
+	return nil
 }
 
-// makeParentPrivate makes the mount that holds dir's parent private.
-func makeParentPrivate(dir string) error {
+// makeMountPrivate makes the mount that holds dir private.
+func makeMountPrivate(dir string) error {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return err
 	}
-	parent := path.Dir(dir)
+	parent := dir
 	best := ""
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
