@@ -103,6 +103,13 @@ func run() error {
 	}
 	defer os.RemoveAll(seed)
 	var rows []harness.Row
+	// The push rows' registry of the current run, stopped at the end.
+	var pushReg func()
+	defer func() {
+		if pushReg != nil {
+			pushReg()
+		}
+	}()
 	for i, img := range imgs {
 		src := fmt.Sprintf("%s/bench/pull%d:v1", host, i)
 		b := []string{"--root", filepath.Join(seed, "root"), "--runroot", filepath.Join(seed, "run")}
@@ -115,7 +122,7 @@ func run() error {
 		if out, err := exec.Command(*berth, append(b, "push", "-q", src)...).CombinedOutput(); err != nil {
 			return fmt.Errorf("berth push: %w\n%s", err, out)
 		}
-		rows = append(rows, pullRow(*berth, img, src), pushRow(*berth, *tmp, img, i))
+		rows = append(rows, pullRow(*berth, img, src), pushRow(*berth, *tmp, img, i, &pushReg))
 	}
 
 	cfg := harness.Config{Runs: *runs, TempDir: *tmp}
@@ -178,18 +185,17 @@ func pullRow(berth string, img *image, ref string) harness.Row {
 // a registry of its own, started untimed, so that no blob is there yet and
 // nothing can be mounted from elsewhere (skopeo's blob info cache would
 // otherwise mount what earlier runs pushed).
-func pushRow(berth, tmp string, img *image, i int) harness.Row {
-	var cur func()
+func pushRow(berth, tmp string, img *image, i int, cur *func()) harness.Row {
 	fresh := func(ctx context.Context) (string, error) {
-		if cur != nil {
-			cur()
-			cur = nil
+		if *cur != nil {
+			(*cur)()
+			*cur = nil
 		}
 		host, stop, err := startRegistry(context.WithoutCancel(ctx), tmp)
 		if err != nil {
 			return "", err
 		}
-		cur = stop
+		*cur = stop
 		return fmt.Sprintf("%s/bench/push%d:v1", host, i), nil
 	}
 	return harness.Row{
