@@ -62,6 +62,11 @@ type Private struct {
 	// PidStart is the start time of State.Pid (/proc/PID/stat field 22),
 	// so that a reused PID is never taken for the container.
 	PidStart string `json:",omitempty"`
+	// MonitorPid and MonitorStart identify the monitor process that
+	// started State.Pid and alone records its exit: once it is gone, a
+	// monitor started later knows nothing of the container.
+	MonitorPid   int    `json:",omitempty"`
+	MonitorStart string `json:",omitempty"`
 	// StopRequested is set by stop and kill so that restart policies
 	// (except always) leave the container down.
 	StopRequested bool `json:",omitempty"`

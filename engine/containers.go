@@ -223,9 +223,10 @@ func (e *Engine) Container(ctx context.Context, ref string) (*container.Containe
 
 // reconcile records as exited a container whose process is gone while no
 // monitor watches it (the monitor was killed, or the machine rebooted).
-// While the monitor lives, it alone records exits.
+// While the monitor that started the process lives, it alone records the
+// exit; a monitor started after that one died does not know the container.
 func (e *Engine) reconcile(ctx context.Context, c *container.Container) *container.Container {
-	if !c.State.Running || procfs.Alive(c.State.Pid, c.Berth.PidStart) || monitor.Alive(e.runRoot) {
+	if !c.State.Running || procfs.Alive(c.State.Pid, c.Berth.PidStart) || e.watched(c) {
 		return c
 	}
 	updated, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
@@ -241,6 +242,14 @@ func (e *Engine) reconcile(ctx context.Context, c *container.Container) *contain
 	}
 	e.releaseRuntime(ctx, updated)
 	return updated
+}
+
+// watched reports whether the monitor that started c's process still runs.
+func (e *Engine) watched(c *container.Container) bool {
+	if c.Berth.MonitorPid == 0 {
+		return monitor.Alive(e.runRoot) // a record from before monitors were named
+	}
+	return procfs.Alive(c.Berth.MonitorPid, c.Berth.MonitorStart)
 }
 
 var errNoChange = errors.New("no change")

@@ -61,6 +61,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		return err
 	}
 	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
+	m.startTime, _ = procfs.StartTime(os.Getpid())
 	signalReady()
 
 	go func() {
@@ -104,9 +105,10 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 }
 
 type monitorServer struct {
-	e        *Engine
-	reaper   *monitor.Reaper
-	activity chan struct{}
+	e         *Engine
+	reaper    *monitor.Reaper
+	activity  chan struct{}
+	startTime string // of this process, recorded with each container it starts
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -363,6 +365,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	if _, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
 		c.State.SetRunning(pid, time.Now().UTC())
 		c.Berth.PidStart = start
+		c.Berth.MonitorPid, c.Berth.MonitorStart = os.Getpid(), m.startTime
 		c.Berth.StopRequested = false
 		return nil
 	}); err != nil {
