@@ -103,7 +103,6 @@ func newDfCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			active := 0 // images used by a container: none until containers land
 			type row struct{ Type, TotalCount, Active, Size, Reclaimable string }
 			pct := func(part, whole int64) string {
 				if whole == 0 {
@@ -112,9 +111,9 @@ func newDfCmd(a *app) *cobra.Command {
 				return fmt.Sprintf("%s (%d%%)", format.Size(part), part*100/whole)
 			}
 			rows := []any{
-				row{"Images", fmt.Sprint(len(du.Images)), fmt.Sprint(active), format.Size(du.LayersSize), pct(du.Reclaimable, du.LayersSize)},
-				row{"Containers", "0", "0", "0B", "0B"},
-				row{"Local Volumes", "0", "0", "0B", "0B"},
+				row{"Images", fmt.Sprint(len(du.Images)), fmt.Sprint(du.ActiveImages), format.Size(du.LayersSize), pct(du.Reclaimable, du.LayersSize)},
+				row{"Containers", fmt.Sprint(du.Containers), fmt.Sprint(du.RunningContainers), format.Size(du.ContainersSize), pct(du.ContainersReclaimable, du.ContainersSize)},
+				row{"Local Volumes", fmt.Sprint(du.Volumes), fmt.Sprint(du.VolumesInUse), format.Size(du.VolumesSize), pct(du.VolumesReclaimable, du.VolumesSize)},
 				row{"Build Cache", "0", "0", "0B", "0B"},
 			}
 			t, err := format.Parse(formatStr, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",

@@ -265,14 +265,32 @@ type DeleteResponse struct {
 // `docker rmi` does. Removing an image by ID when several names point at it
 // needs force.
 func (e *Engine) RemoveImage(ctx context.Context, name string, force bool) ([]DeleteResponse, error) {
+	users, err := e.imageUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []DeleteResponse
-	err := e.images.Update(ctx, func(db *image.DB) error {
+	err = e.images.Update(ctx, func(db *image.DB) error {
 		out = nil
 		rec, err := db.Resolve(name)
 		if err != nil {
 			return err
 		}
 		tags := db.TagsOf(rec.ID)
+		// An image a container uses stays; without force it is an error,
+		// with force its names go and it stays, untagged, as in Docker.
+		if user := users[rec.ID]; user != "" {
+			if !force && len(tags) <= 1 {
+				return errdefs.Conflict("conflict: unable to remove repository reference %q (must force) - container %s is using its referenced image %s", name, user[:12], rec.ID.Encoded()[:12])
+			}
+			if force && len(tags) <= 1 {
+				for _, t := range tags {
+					delete(db.Tags, t)
+					out = append(out, DeleteResponse{Untagged: image.Familiar(t)})
+				}
+				return nil
+			}
+		}
 		byName := ""
 		if ref, err := reference.ParseNormalizedNamed(name); err == nil {
 			if c, ok := ref.(reference.Canonical); ok {
@@ -324,18 +342,22 @@ type PruneReport struct {
 // PruneImages removes dangling images, or with all every image (no
 // container uses one yet), then collects unreferenced data.
 func (e *Engine) PruneImages(ctx context.Context, all bool, f filters.Args) (*PruneReport, error) {
+	users, err := e.imageUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
 	for _, u := range f.Get("until") {
 		if _, err := parseUntil(u); err != nil {
 			return nil, err
 		}
 	}
 	rep := &PruneReport{}
-	err := e.images.Update(ctx, func(db *image.DB) error {
+	err = e.images.Update(ctx, func(db *image.DB) error {
 		rep.Deleted = nil
 		for _, id := range db.SortedIDs() {
 			rec := db.Images[id]
 			tags := db.TagsOf(id)
-			if len(tags) > 0 && !all {
+			if (len(tags) > 0 && !all) || users[id] != "" {
 				continue
 			}
 			if !pruneMatch(rec, f) {
@@ -382,4 +404,17 @@ func parseUntil(u string) (time.Time, error) {
 		return time.Unix(secs, 0), nil
 	}
 	return time.Time{}, errdefs.InvalidArgument("invalid filter 'until=%s': want a duration (10m), a date-time or Unix seconds", u)
+}
+
+// imageUsers maps each image some container was made from to one of them.
+func (e *Engine) imageUsers(ctx context.Context) (map[digest.Digest]string, error) {
+	list, err := e.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users := map[digest.Digest]string{}
+	for _, c := range list {
+		users[c.Image] = c.ID
+	}
+	return users, nil
 }

@@ -1,7 +1,12 @@
 package engine
 
 import (
+	"io/fs"
+	"path/filepath"
+	"syscall"
+
 	"context"
+	"github.com/opencontainers/go-digest"
 	"os"
 	goruntime "runtime"
 	"strings"
@@ -59,6 +64,9 @@ func (e *Engine) Info(ctx context.Context) (*SystemInfo, error) {
 		RunRoot:         e.runRoot,
 		Images:          len(db.Images),
 	}
+	if ids, err := e.containers.IDs(ctx); err == nil {
+		info.Containers = len(ids)
+	}
 	return info, nil
 }
 
@@ -86,9 +94,20 @@ func osName() string {
 
 // DiskUsage is what `system df` shows.
 type DiskUsage struct {
-	Images      []ImageUsage
-	LayersSize  int64 // every unpacked layer, shared ones once
-	Reclaimable int64 // layers of images no container uses
+	Images       []ImageUsage
+	LayersSize   int64 // every unpacked layer, shared ones once
+	Reclaimable  int64 // layers of images no container uses
+	ActiveImages int
+
+	Containers            int
+	RunningContainers     int
+	ContainersSize        int64 // the writable layers
+	ContainersReclaimable int64 // the writable layers of stopped containers
+
+	Volumes            int
+	VolumesInUse       int
+	VolumesSize        int64
+	VolumesReclaimable int64
 }
 
 // ImageUsage is one image's share of the disk.
@@ -117,16 +136,59 @@ func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 	for _, l := range layers {
 		size[l.ChainID.String()] = l.Size
 	}
-	// Containers will pin their images' layers; until an image has one,
-	// all of its layers can be reclaimed, as docker system df counts them.
+	// An image a container uses cannot be reclaimed, as docker system df
+	// counts it.
 	users := map[string]int{}
 	pinned := map[string]bool{}
+	du := &DiskUsage{}
+	ctrs, err := e.containers.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	usedImages := map[digest.Digest]int{}
+	for _, c := range ctrs {
+		usedImages[c.Image]++
+		du.Containers++
+		size := int64(0)
+		if upper, err := e.snaps.UpperDir(ctx, c.Berth.RootfsKey); err == nil {
+			size = dirSize(upper)
+		}
+		du.ContainersSize += size
+		if c.State.Running {
+			du.RunningContainers++
+		} else {
+			du.ContainersReclaimable += size
+		}
+		if r := db.Images[c.Image]; r != nil {
+			for _, ch := range image.ChainIDs(r.DiffIDs) {
+				pinned[ch.String()] = true
+			}
+		}
+	}
+	du.ActiveImages = len(usedImages)
+	vols, err := e.volumes.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inUse, err := e.volumesInUse(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range vols {
+		du.Volumes++
+		size := dirSize(v.Mountpoint)
+		du.VolumesSize += size
+		if inUse[v.Name] != "" {
+			du.VolumesInUse++
+		} else {
+			du.VolumesReclaimable += size
+		}
+	}
 	for _, s := range sums {
 		for _, c := range image.ChainIDs(db.Images[s.ID].DiffIDs) {
 			users[c.String()]++
 		}
 	}
-	du := &DiskUsage{}
 	for c, n := range size {
 		du.LayersSize += n
 		if !pinned[c] {
@@ -134,7 +196,7 @@ func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 		}
 	}
 	for _, s := range sums {
-		u := ImageUsage{ImageSummary: s}
+		u := ImageUsage{ImageSummary: s, Containers: usedImages[s.ID]}
 		for _, c := range image.ChainIDs(db.Images[s.ID].DiffIDs) {
 			if users[c.String()] > 1 {
 				u.SharedSize += size[c.String()]
@@ -151,4 +213,29 @@ func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 // image with all), then unreferenced data.
 func (e *Engine) SystemPrune(ctx context.Context, all bool, f filters.Args) (*PruneReport, error) {
 	return e.PruneImages(ctx, all, f)
+}
+
+// dirSize sums the sizes of the regular files under dir (each hard-linked
+// inode once).
+func dirSize(dir string) int64 {
+	var total int64
+	seen := map[uint64]bool{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		total += fi.Size()
+		return nil
+	})
+	return total
 }

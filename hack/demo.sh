@@ -5,7 +5,9 @@
 # removes it at the end.
 #
 #   make an image from a busybox rootfs -> list -> inspect -> history
-#   -> save -> remove -> load back -> list -> disk usage
+#   -> save -> remove -> load back -> list
+#   -> run a container in the foreground -> run one detached -> its logs
+#   -> stop it gracefully -> remove it -> disk usage
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -16,7 +18,12 @@ demo=$(mktemp -d /tmp/berth-demo.XXXXXX)
 export BERTH_ROOT="$demo/root"
 b() { "$berth" --runroot "$demo/run" "$@"; }
 step() { printf '\n\033[1m$ berth %s\033[0m\n' "$*"; b "$@"; }
-trap 'rm -rf "$demo"' EXIT
+cleanup() {
+	"$berth" --runroot "$demo/run" rm -f web >/dev/null 2>&1 || true
+	pkill -f -- "--runroot $demo/run " 2>/dev/null || true
+	rm -rf "$demo"
+}
+trap cleanup EXIT
 
 step version
 step import --change 'CMD ["sh"]' --change 'ENV GREETING=hello' "$images/busybox-rootfs.tar" busybox:latest
@@ -30,5 +37,15 @@ step rmi myapp:v1 busybox:latest
 step images
 step load -i "$demo/myapp.tar"
 step images --digests
+step run --rm myapp:v1 echo 'hello from a berth container'
+step run -d --name web myapp:v1 sh -c 'trap "echo stopping gracefully; exit 0" TERM; echo "$GREETING, serving"; while :; do sleep 0.2; done'
+step ps
+sleep 0.5
+step logs web
+step stop web
+step logs --tail 1 web
+step ps -a
+step rm web
+step ps -a
 step system df
 printf '\nThe demo ran in its own data root (%s), now removed.\n' "$BERTH_ROOT"
