@@ -31,7 +31,11 @@ func (s *session) prepareRoot() error {
 		if !ok {
 			return fmt.Errorf("unknown rootfsPropagation %q", spec.Linux.RootfsPropagation)
 		}
-		prop = f
+		if f&unix.MS_UNBINDABLE == 0 {
+			// An unbindable root could not be bound below; it is applied
+			// to the new root after the pivot.
+			prop = f
+		}
 	}
 	if err := mount("", "/", "", prop, ""); err != nil {
 		return fmt.Errorf("set root propagation: %w", err)
