@@ -78,6 +78,11 @@ func Main(ctx context.Context, args []string, s Streams) int {
 	if errors.Is(err, errdefs.ErrInvalidArgument) && strings.Contains(err.Error(), "unknown") {
 		fmt.Fprintf(s.Err, "See 'berth --help'.\n")
 	}
+	// A container's process that could not be started: 126 or 127.
+	var pe interface{ ExitCode() int }
+	if errors.As(err, &pe) && pe.ExitCode() > 0 {
+		return pe.ExitCode()
+	}
 	return ExitEngineError
 }
 

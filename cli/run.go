@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -316,9 +317,16 @@ func newRunCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// A container that never ran is removed with --rm, as Docker does.
+			autoRemove := func(err error) error {
+				if opts.HostConfig.AutoRemove {
+					e.RemoveContainer(context.WithoutCancel(ctx), c.ID, engine.RemoveOptions{Force: true, Volumes: true})
+				}
+				return err
+			}
 			if detach {
 				if _, err := e.StartContainer(ctx, c.ID, nil); err != nil {
-					return err
+					return autoRemove(err)
 				}
 				fmt.Fprintln(a.Out, c.ID)
 				return nil
@@ -327,7 +335,7 @@ func newRunCmd(a *app) *cobra.Command {
 			defer restore()
 			code, err := e.StartContainer(ctx, c.ID, streams)
 			if err != nil {
-				return err
+				return autoRemove(err)
 			}
 			if code != 0 {
 				return exitError{code}

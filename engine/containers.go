@@ -145,9 +145,10 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	if _, err := e.snaps.Prepare(ctx, c.ID, parent); err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	key := c.Berth.RootfsKey // c is nil once an error is returned
 	defer func() {
 		if err != nil {
-			e.snaps.Remove(context.WithoutCancel(ctx), c.ID)
+			e.snaps.Remove(context.WithoutCancel(ctx), key)
 		}
 	}()
 	if upper, err := e.snaps.UpperDir(ctx, c.ID); err == nil {
