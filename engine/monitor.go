@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/container"
@@ -608,6 +609,16 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	}
 	cc := *c
 	cc.Config.Env = env
+	if c.HostConfig.Init != nil && *c.HostConfig.Init {
+		// --init: tini as PID 1, reaping zombies and forwarding signals, as
+		// Docker's docker-init (which is tini) does.
+		const tini = "/usr/bin/tini-static"
+		if _, err := os.Stat(tini); err != nil {
+			return "", errdefs.InvalidArgument("--init needs %s on the host (apt-get install tini)", tini)
+		}
+		ms = append(ms, specs.Mount{Destination: "/sbin/docker-init", Type: "bind", Source: tini, Options: []string{"rbind", "ro"}})
+		cc.Path, cc.Args = "/sbin/docker-init", append([]string{"--", c.Path}, c.Args...)
+	}
 	spec, err := buildSpec(specInput{c: &cc, rootfs: rootfs, user: user, mounts: ms, netns: netns})
 	if err != nil {
 		return "", err
