@@ -140,8 +140,13 @@ func mustRun(t *testing.T, args []string, edit func(*specs.Spec)) string {
 }
 
 func containerID(t *testing.T) string {
-	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
-	return fmt.Sprintf("%s-%d", strings.ToLower(name), os.Getpid())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name()))
+	return fmt.Sprintf("%s-%d", name, os.Getpid())
 }
 
 // assertNothingLeft checks that a failed create left no state directory,
