@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -34,6 +35,8 @@ type ociRuntime interface {
 	// OOMKilled reports whether the kernel's OOM killer struck in the
 	// container's cgroup; read before Delete.
 	OOMKilled(ctx context.Context, id string) bool
+	// Exec starts proc in the running container (see exec.go).
+	Exec(ctx context.Context, id string, proc *specs.Process, o execIO) (execProcess, error)
 }
 
 // ociRuntimeFor picks the runtime a container asked for ("" or "berth" is

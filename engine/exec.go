@@ -1,0 +1,479 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/monitor"
+	"github.com/berth-dev/berth/runtime"
+)
+
+// ExecOptions are `exec`'s flags.
+type ExecOptions struct {
+	// Cmd is the command and its arguments.
+	Cmd []string
+	// Env are KEY=VALUE pairs set over the container's environment.
+	Env []string
+	// User overrides the container's user (name or uid[:group or gid]).
+	User string
+	// WorkingDir overrides the container's working directory.
+	WorkingDir string
+	// Privileged gives the process every capability.
+	Privileged bool
+	// Tty gives the process a terminal.
+	Tty bool
+	// Detach starts the process and returns at once.
+	Detach bool
+}
+
+// execIO is the stdio of an exec'd process: files, or a console socket
+// that receives the master of the terminal the runtime makes.
+type execIO struct {
+	stdio         [3]*os.File
+	consoleSocket string
+	detach        bool
+}
+
+// execProcess is a process an OCI runtime started with Exec.
+type execProcess interface {
+	// Wait waits for the process and returns its exit status.
+	Wait() (int, error)
+	// Signal sends the process a signal.
+	Signal(sig unix.Signal) error
+}
+
+// ExecContainer runs a new process in a running container: in its
+// namespaces and cgroup, with its environment, working directory, user,
+// capabilities and seccomp filter unless opts override them. It returns
+// the process's exit status; 126 (cannot execute) and 127 (not found)
+// come as an *ExitError worded as Docker words them. With opts.Detach it
+// returns once the process runs.
+//
+// A detached process is reaped as the second child of a double fork: the
+// calling process is its parent and does not wait for it; when a short
+// lived caller (the CLI) exits, the orphan goes to init or the nearest
+// subreaper, and a long-lived caller (berth serve) reaps it from a
+// goroutine.
+func (e *Engine) ExecContainer(ctx context.Context, ref string, opts ExecOptions, streams *Streams) (int, error) {
+	c, err := e.Container(ctx, ref)
+	if err != nil {
+		return 0, err
+	}
+	if !c.State.Running {
+		return 0, errdefs.Conflict("container %s is not running", c.ID)
+	}
+	if c.State.Paused {
+		return 0, errdefs.Conflict("container %s is paused, unpause the container before exec", c.ID)
+	}
+	if len(opts.Cmd) == 0 {
+		return 0, errdefs.InvalidArgument("no command specified")
+	}
+	if opts.WorkingDir != "" && !path.IsAbs(opts.WorkingDir) {
+		return 0, errdefs.InvalidArgument("the working directory '%s' is invalid, it needs to be an absolute path", opts.WorkingDir)
+	}
+	proc, err := e.execProcessSpec(c.ID, opts)
+	if err != nil {
+		return 0, err
+	}
+	rt, err := e.ociRuntimeFor(c.HostConfig.Runtime)
+	if err != nil {
+		return 0, err
+	}
+	if streams == nil {
+		streams = &Streams{}
+	}
+	if opts.Tty {
+		return e.execTerminal(ctx, c.ID, c.State.Pid, rt, proc, opts.Detach, streams)
+	}
+	pio, err := newPipeIO(streams, opts.Detach)
+	if err != nil {
+		return 0, err
+	}
+	defer pio.close()
+	p, err := rt.Exec(ctx, c.ID, proc, execIO{stdio: pio.files, detach: opts.Detach})
+	pio.started()
+	if err != nil {
+		return 0, execError(err)
+	}
+	if opts.Detach {
+		go p.Wait()
+		return 0, nil
+	}
+	stop := forwardSignals(p, streams.Signals)
+	code, err := p.Wait()
+	stop()
+	pio.wait()
+	return code, err
+}
+
+// execError words a failure to start the process as Docker does, keeping
+// its exit status.
+func execError(err error) error {
+	var pe *runtime.ProcessError
+	if errors.As(err, &pe) {
+		return &ExitError{Code: pe.Code, Err: fmt.Errorf("OCI runtime exec failed: exec failed: unable to start container process: %s: unknown", pe.Msg)}
+	}
+	return fmt.Errorf("OCI runtime exec failed: %w", err)
+}
+
+// execProcessSpec makes the process to run from the one the container
+// runs (its bundle's config.json), with opts applied.
+func (e *Engine) execProcessSpec(id string, opts ExecOptions) (*specs.Process, error) {
+	b, err := os.ReadFile(filepath.Join(e.runDir(id), "bundle", "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("exec: container spec: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, fmt.Errorf("exec: container spec: %w", err)
+	}
+	if spec.Process == nil {
+		return nil, fmt.Errorf("exec: container spec has no process")
+	}
+	p := *spec.Process
+	p.Args = opts.Cmd
+	p.Terminal = opts.Tty
+	p.ConsoleSize = nil
+	p.Env = mergeEnv(p.Env, opts.Env)
+	if opts.Tty && !hasEnv(p.Env, "TERM") {
+		p.Env = append(p.Env, "TERM=xterm")
+	}
+	if opts.WorkingDir != "" {
+		p.Cwd = opts.WorkingDir
+	}
+	if opts.User != "" {
+		u, err := resolveUser(filepath.Join(e.runDir(id), "rootfs"), opts.User)
+		if err != nil {
+			return nil, err
+		}
+		p.User = specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.groups}
+	}
+	if opts.Privileged {
+		caps := allCaps()
+		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	}
+	return &p, nil
+}
+
+// pipeIO turns a client's streams into the files a runtime hands to a
+// process: the client's own files where they are files, pipes copied to
+// and from them otherwise.
+type pipeIO struct {
+	files  [3]*os.File
+	ours   []*os.File // ends to close once the process has them
+	mine   []*os.File // our ends of the pipes
+	copies sync.WaitGroup
+}
+
+func newPipeIO(s *Streams, detach bool) (*pipeIO, error) {
+	p := &pipeIO{}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	p.ours = append(p.ours, null)
+	for i := range p.files {
+		p.files[i] = null
+	}
+	if detach {
+		return p, nil
+	}
+	if s.Stdin != nil {
+		if f, ok := s.Stdin.(*os.File); ok {
+			p.files[0] = f
+		} else {
+			r, w, err := os.Pipe()
+			if err != nil {
+				p.close()
+				return nil, err
+			}
+			p.files[0] = r
+			p.ours = append(p.ours, r)
+			// Not waited for: the client may never end its input.
+			go func() {
+				io.Copy(w, s.Stdin)
+				w.Close()
+			}()
+		}
+	}
+	for i, out := range []io.Writer{s.Stdout, s.Stderr} {
+		if out == nil {
+			continue
+		}
+		if f, ok := out.(*os.File); ok {
+			p.files[i+1] = f
+			continue
+		}
+		r, w, err := os.Pipe()
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.files[i+1] = w
+		p.ours = append(p.ours, w)
+		p.mine = append(p.mine, r)
+		p.copies.Add(1)
+		go func() {
+			defer p.copies.Done()
+			io.Copy(out, r)
+		}()
+	}
+	return p, nil
+}
+
+// started closes the ends the process now holds, so that the copies end
+// when the process (and its children) close theirs.
+func (p *pipeIO) started() {
+	for _, f := range p.ours {
+		f.Close()
+	}
+	p.ours = nil
+}
+
+// wait waits until the output has been copied to the client.
+func (p *pipeIO) wait() { p.copies.Wait() }
+
+func (p *pipeIO) close() {
+	p.started()
+	for _, f := range p.mine {
+		f.Close()
+	}
+	p.mine = nil
+}
+
+// execTerminal runs proc with a terminal whose master the runtime sends
+// over a console socket, and copies between the master and the client's
+// streams, following the client's window size.
+func (e *Engine) execTerminal(ctx context.Context, id string, initPid int, rt ociRuntime, proc *specs.Process, detach bool, s *Streams) (int, error) {
+	// A socket path must be short (108 bytes): not under the run root.
+	dir, err := os.MkdirTemp("", "berth-exec-")
+	if err != nil {
+		return 0, fmt.Errorf("exec: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	sock, err := monitor.ListenConsole(filepath.Join(dir, "console.sock"))
+	if err != nil {
+		return 0, err
+	}
+	defer sock.Close()
+	type received struct {
+		f   *os.File
+		err error
+	}
+	got := make(chan received, 1)
+	go func() {
+		f, err := sock.Receive(ctx)
+		got <- received{f, err}
+	}()
+	var master *os.File
+	p, err := rt.Exec(ctx, id, proc, execIO{consoleSocket: sock.Path, detach: detach})
+	if errors.Is(err, errdefs.ErrNotImplemented) {
+		// A runtime that cannot make the terminal itself: make it in the
+		// container's own devpts instance and hand the process its slave.
+		sock.Close()
+		var slave *os.File
+		master, slave, err = openContainerPty(initPid)
+		if err != nil {
+			return 0, err
+		}
+		proc.Terminal = false
+		p, err = rt.Exec(ctx, id, proc, execIO{stdio: [3]*os.File{slave, slave, slave}, detach: detach})
+		slave.Close()
+		if err != nil {
+			master.Close()
+			return 0, execError(err)
+		}
+	} else if err != nil {
+		return 0, execError(err)
+	} else {
+		r := <-got
+		if r.err != nil {
+			return 0, r.err
+		}
+		master = r.f
+	}
+	if detach {
+		master.Close()
+		go p.Wait()
+		return 0, nil
+	}
+	defer master.Close()
+	if s.Resize != nil {
+		go func() {
+			for sz := range s.Resize {
+				monitor.Resize(master, sz[0], sz[1])
+			}
+		}()
+	}
+	if s.Stdin != nil {
+		go io.Copy(master, s.Stdin)
+	}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		if s.Stdout != nil {
+			// Reading the master ends with EIO once every holder of the
+			// slave has closed it.
+			io.Copy(s.Stdout, master)
+		}
+	}()
+	stop := forwardSignals(p, s.Signals)
+	code, err := p.Wait()
+	stop()
+	if s.Stdout != nil {
+		<-copied
+	}
+	return code, err
+}
+
+// openContainerPty opens a new pty pair in the devpts instance of the
+// container whose init is pid, refusing anything that is not a devpts
+// master.
+func openContainerPty(pid int) (master, slave *os.File, err error) {
+	p := "/proc/" + strconv.Itoa(pid) + "/root/dev/pts/ptmx"
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("exec: open the container's ptmx: %w", err)
+	}
+	var st unix.Statfs_t
+	if err := unix.Fstatfs(fd, &st); err != nil || st.Type != unix.DEVPTS_SUPER_MAGIC {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("exec: the container's /dev/pts/ptmx is not a devpts master")
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("exec: unlock pty: %w", err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
+	if errno != 0 {
+		unix.Close(fd)
+		return nil, nil, fmt.Errorf("exec: open pty peer: %w", errno)
+	}
+	return os.NewFile(uintptr(fd), "pty-master"), os.NewFile(sfd, "pty-slave"), nil
+}
+
+// Exec runs proc with berth's runtime, as a child of this process.
+func (r builtinRuntime) Exec(ctx context.Context, id string, proc *specs.Process, o execIO) (execProcess, error) {
+	c, err := r.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	p, err := c.Exec(ctx, proc, runtime.ExecOptions{Stdin: o.stdio[0], Stdout: o.stdio[1], Stderr: o.stdio[2], ConsoleSocket: o.consoleSocket})
+	if err != nil {
+		return nil, err
+	}
+	return builtinProcess{p}, nil
+}
+
+// builtinProcess is a process berth's runtime exec'd as our child.
+type builtinProcess struct{ *runtime.Process }
+
+func (p builtinProcess) Signal(sig unix.Signal) error { return unix.Kill(p.Pid(), sig) }
+
+// Exec runs proc with `<runtime> exec --process`: in the foreground the
+// runtime stays as the process's parent and exits with its status;
+// detached, it returns once the process runs.
+func (r externalRuntime) Exec(ctx context.Context, id string, proc *specs.Process, o execIO) (execProcess, error) {
+	f, err := os.CreateTemp("", "berth-exec-*.json")
+	if err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	defer os.Remove(f.Name())
+	err = json.NewEncoder(f).Encode(proc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("exec: write process: %w", err)
+	}
+	args := []string{"--root", r.root, "exec", "--process", f.Name()}
+	if o.consoleSocket != "" {
+		args = append(args, "--tty", "--console-socket", o.consoleSocket)
+	}
+	if o.detach {
+		args = append(args, "--detach")
+	}
+	cmd := exec.Command(r.bin, append(args, id)...)
+	if o.consoleSocket == "" {
+		cmd.Stdin, cmd.Stdout = o.stdio[0], o.stdio[1]
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if o.consoleSocket == "" && !o.detach {
+		cmd.Stderr = o.stdio[2]
+	}
+	if o.detach || o.consoleSocket != "" {
+		// The runtime returns once the process runs (detached) or once it
+		// has sent the master; its own exit status is the process's.
+		if o.detach {
+			if err := cmd.Run(); err != nil {
+				return nil, fmt.Errorf("%s exec: %s", filepath.Base(r.bin), strings.TrimSpace(stderr.String()))
+			}
+			return doneProcess{}, nil
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s exec: %w", filepath.Base(r.bin), err)
+	}
+	return cmdProcess{cmd}, nil
+}
+
+// cmdProcess waits for an external runtime's foreground exec.
+type cmdProcess struct{ cmd *exec.Cmd }
+
+// Signal signals the runtime, which forwards it to the process.
+func (p cmdProcess) Signal(sig unix.Signal) error { return p.cmd.Process.Signal(sig) }
+
+func (p cmdProcess) Wait() (int, error) {
+	err := p.cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// doneProcess is a detached process nobody here waits for.
+type doneProcess struct{}
+
+func (doneProcess) Wait() (int, error)           { return 0, nil }
+func (doneProcess) Signal(sig unix.Signal) error { return nil }
+
+// forwardSignals sends what arrives on sigs to p until the returned
+// function is called.
+func forwardSignals(p execProcess, sigs <-chan os.Signal) func() {
+	if sigs == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-sigs:
+				if n, ok := sig.(unix.Signal); ok {
+					p.Signal(n)
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
+}
