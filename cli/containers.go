@@ -22,7 +22,8 @@ func newContainerCmd(a *app) *cobra.Command {
 	c := &cobra.Command{Use: "container", Short: "Manage containers", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	c.AddCommand(newCreateCmd(a, "create"), newStartCmd(a), newStopCmd(a), newRestartCmd(a), newKillCmd(a),
 		newRmCmd(a, "rm"), newWaitCmd(a), newLogsCmd(a), newPsCmd(a, "ls"), newContainerInspectCmd(a),
-		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a), newContainerPruneCmd(a))
+		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a), newContainerPruneCmd(a),
+		newExecCmd(a))
 	return c
 }
 
