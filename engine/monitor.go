@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +66,20 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	m.startTime, _ = procfs.StartTime(os.Getpid())
 	signalReady()
 
+	stale := make(chan struct{})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				return
+			}
+			// A monitor whose binary was replaced (berth was upgraded or
+			// rebuilt) hands over to a new one as soon as it watches
+			// nothing: it refuses the connection, whose client retries
+			// and starts the new binary.
+			if exeReplaced() && m.idle() {
+				c.Close()
+				close(stale)
 				return
 			}
 			m.track(+1)
@@ -84,6 +95,12 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		select {
 		case <-ctx.Done():
 			ln.Close()
+			return nil
+		case <-stale:
+			m.mu.Lock()
+			ln.Close()
+			os.Remove(sock)
+			m.mu.Unlock()
 			return nil
 		case <-m.activity:
 			idle.Reset(monitorIdle)
@@ -116,6 +133,19 @@ type monitorServer struct {
 	conns    int
 }
 
+// idle reports whether the monitor watches no container and serves no client.
+func (m *monitorServer) idle() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions) == 0 && m.conns == 0
+}
+
+// exeReplaced reports whether the running binary was deleted or replaced.
+func exeReplaced() bool {
+	p, err := os.Readlink("/proc/self/exe")
+	return err == nil && strings.HasSuffix(p, " (deleted)")
+}
+
 func (m *monitorServer) track(delta int) {
 	m.mu.Lock()
 	m.conns += delta
@@ -130,7 +160,11 @@ func (m *monitorServer) track(delta int) {
 type session struct {
 	id    string
 	stdin *os.File // the write end of the container's stdin, if open
-	tty   *os.File // the pty master, for a container with a terminal
+	// gate holds the container's output back from attached clients until
+	// the start response is on the wire before it; open opens it.
+	gate chan struct{}
+	open func()
+	tty  *os.File // the pty master, for a container with a terminal
 
 	mu      sync.Mutex
 	subs    map[*monitor.Conn]bool
@@ -138,6 +172,12 @@ type session struct {
 	removed []chan int // told once an --rm container is gone
 	exited  bool
 	code    int
+}
+
+func newSession(id string) *session {
+	s := &session{id: id, subs: map[*monitor.Conn]bool{}, gate: make(chan struct{})}
+	s.open = sync.OnceFunc(func() { close(s.gate) })
+	return s
 }
 
 func (s *session) broadcast(typ byte, p []byte) {
@@ -193,7 +233,7 @@ func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.
 		c.WriteJSON(monitor.Response{Error: "container " + req.ID[:12] + " is already running", Class: errdefs.ErrConflict.Error(), ExitCode: 125})
 		return
 	}
-	s := &session{id: req.ID, subs: map[*monitor.Conn]bool{}}
+	s := newSession(req.ID)
 	if req.Attach {
 		s.subs[c] = true
 	}
@@ -208,7 +248,9 @@ func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.
 		c.WriteJSON(errResponse(err))
 		return
 	}
-	if err := c.WriteJSON(monitor.Response{Pid: pid}); err != nil || !req.Attach {
+	err = c.WriteJSON(monitor.Response{Pid: pid})
+	s.open()
+	if err != nil || !req.Attach {
 		return
 	}
 	m.stream(c, s, req.Stdin)
@@ -391,6 +433,11 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	}
 	if err := rt.Start(ctx, c.ID); err != nil {
 		rt.Kill(ctx, c.ID, unix.SIGKILL, false)
+		// The client gets the error, not what the dying process wrote.
+		s.mu.Lock()
+		clear(s.subs)
+		s.mu.Unlock()
+		s.open()
 		<-exited
 		copiers.Wait()
 		lw.Close()
@@ -413,6 +460,7 @@ type frameSink struct {
 }
 
 func (f frameSink) Write(p []byte) (int, error) {
+	<-f.s.gate
 	f.s.broadcast(f.typ, p)
 	return len(p), nil
 }
@@ -475,7 +523,8 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 			return nil
 		})
 		time.AfterFunc(delay, func() {
-			ns := &session{id: s.id, subs: map[*monitor.Conn]bool{}}
+			ns := newSession(s.id)
+			ns.open() // no client waits for a start response
 			m.mu.Lock()
 			if _, busy := m.sessions[s.id]; busy {
 				m.mu.Unlock()
@@ -513,10 +562,13 @@ func (m *monitorServer) attach(ctx context.Context, c *monitor.Conn, req monitor
 		c.WriteJSON(monitor.Response{Error: "You cannot attach to a stopped container, start it first", Class: errdefs.ErrConflict.Error(), ExitCode: 125})
 		return
 	}
+	// The response goes first: output frames must not precede it.
+	if c.WriteJSON(monitor.Response{}) != nil {
+		return
+	}
 	s.mu.Lock()
 	s.subs[c] = true
 	s.mu.Unlock()
-	c.WriteJSON(monitor.Response{})
 	m.stream(c, s, req.Stdin)
 }
 
@@ -588,15 +640,24 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err != nil {
 		return "", err
 	}
-	etc, err := e.etcFiles(ctx, c, dir)
+	netns, err := e.setupNetwork(ctx, c, dir)
 	if err != nil {
 		return "", err
+	}
+	defer func() {
+		if !ok {
+			e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
+		}
+	}()
+	var etc []specs.Mount
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		opts := []string{"rbind", "rprivate"}
+		if c.HostConfig.ReadonlyRootfs {
+			opts = append(opts, "ro")
+		}
+		etc = append(etc, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(dir, f), Options: opts})
 	}
 	ms = append(etc, ms...)
-	netns, err := e.netnsFor(ctx, c)
-	if err != nil {
-		return "", err
-	}
 	env := c.Config.Env
 	if c.Config.Tty && !hasEnv(env, "TERM") {
 		env = append(env, "TERM=xterm")
@@ -647,8 +708,10 @@ func hasEnv(env []string, k string) bool {
 	return false
 }
 
-// unprepare unmounts the container's root file system.
+// unprepare undoes prepareBundle: the container's network and its root
+// mount.
 func (e *Engine) unprepare(id string) {
+	e.teardownNetwork(context.Background(), id)
 	snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
 }
 
@@ -676,8 +739,17 @@ func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
 	return monitor.Dial(ctx, e.runRoot, e.monitorCmd())
 }
 
-// ask sends one request and reads the response.
+// ask sends one request and reads the response. A monitor that closes
+// the connection unanswered is handing over to a newer binary: ask again.
 func (e *Engine) ask(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
+	c, resp, err := e.ask1(ctx, req)
+	if errors.Is(err, io.EOF) {
+		return e.ask1(ctx, req)
+	}
+	return c, resp, err
+}
+
+func (e *Engine) ask1(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
 	c, err := e.dialMonitor(ctx)
 	if err != nil {
 		return nil, monitor.Response{}, err

@@ -156,11 +156,24 @@ func buildSpec(in specInput) (*specs.Spec, error) {
 	return s, nil
 }
 
+// boundingCaps are the capabilities of the host's bounding set, which is
+// what "all" can mean (--privileged, --cap-add ALL): as in Docker, one
+// the host lacks is left out rather than failing the start.
+func boundingCaps() []string {
+	var caps []string
+	for i, c := range allCaps() { // in capability number order
+		if ok, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(i), 0, 0, 0); err == nil && ok == 1 {
+			caps = append(caps, c)
+		}
+	}
+	return caps
+}
+
 // capabilities applies --privileged, --cap-add and --cap-drop to Docker's
 // default set.
 func capabilities(hc *container.HostConfig) ([]string, error) {
 	if hc.Privileged {
-		return allCaps(), nil
+		return boundingCaps(), nil
 	}
 	norm := func(c string) (string, error) {
 		c = strings.ToUpper(c)
@@ -193,7 +206,7 @@ func capabilities(hc *container.HostConfig) ([]string, error) {
 			return nil, err
 		}
 		if a == "ALL" {
-			caps = allCaps()
+			caps = boundingCaps()
 			continue
 		}
 		if !slices.Contains(caps, a) {
