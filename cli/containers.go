@@ -615,3 +615,51 @@ func newMonitorCmd(a *app) *cobra.Command {
 		},
 	}
 }
+
+func newPortCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
+		Short: "List port mappings or a specific mapping for the container",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := a.engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			c, err := e.Container(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			want := ""
+			if len(args) == 2 {
+				want = args[1]
+				if !strings.Contains(want, "/") {
+					want += "/tcp"
+				}
+			}
+			var keys []string
+			for k := range c.NetworkSettings.Ports {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			found := false
+			for _, k := range keys {
+				if want != "" && k != want {
+					continue
+				}
+				for _, b := range c.NetworkSettings.Ports[k] {
+					found = true
+					if want != "" {
+						fmt.Fprintf(a.Out, "%s:%s\n", b.HostIP, b.HostPort)
+					} else {
+						fmt.Fprintf(a.Out, "%s -> %s:%s\n", k, b.HostIP, b.HostPort)
+					}
+				}
+			}
+			if want != "" && !found {
+				return errdefs.NotFound("No public port '%s' published for %s", want, c.DisplayName())
+			}
+			return nil
+		},
+	}
+}

@@ -131,7 +131,7 @@ func newRoot(a *app) *cobra.Command {
 		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a),
 		newExecCmd(a),
 		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
-		newRegistryCmd(a),
+		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a),
 	)
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/network"
 )
 
 // createFlags are the flags `run` and `create` share.
@@ -26,7 +27,8 @@ type createFlags struct {
 	memory, memorySwap, memoryReservation, cpus, cpusetCpus, stopSignal  string
 	env, envFile, labels, volumes, mounts, tmpfs, capAdd, capDrop        []string
 	securityOpt, ulimits, sysctls, devices, dns, dnsSearch, addHosts     []string
-	publish, expose                                                      []string
+	publish, expose, aliases                                             []string
+	ip, mac                                                              string
 	interactive, tty, rm, readOnly, privileged, init, publishAll         bool
 	cpuShares, pidsLimit                                                 int64
 	stopTimeout                                                          int
@@ -72,6 +74,9 @@ func (f *createFlags) register(fl *pflag.FlagSet) {
 	fl.StringArrayVarP(&f.publish, "publish", "p", nil, "Publish a container's port(s) to the host")
 	fl.StringArrayVar(&f.expose, "expose", nil, "Expose a port or a range of ports")
 	fl.BoolVarP(&f.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
+	fl.StringArrayVar(&f.aliases, "network-alias", nil, "Add network-scoped alias for the container")
+	fl.StringVar(&f.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	fl.StringVar(&f.mac, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "Keep STDIN open even if not attached")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "Allocate a pseudo-TTY")
 	fl.BoolVar(&f.rm, "rm", false, "Automatically remove the container when it exits")
@@ -225,11 +230,11 @@ func (f *createFlags) options(fl *pflag.FlagSet, args []string) (engine.CreateOp
 		}
 		cfg.ExposedPorts[p] = struct{}{}
 	}
-	if len(f.publish) > 0 || f.publishAll {
-		if err := publishPorts(&o, f.publish, f.publishAll); err != nil {
-			return o, err
-		}
+	if _, err := network.ParsePorts(f.publish); err != nil {
+		return o, err
 	}
+	o.Publish, hc.PublishAllPorts = f.publish, f.publishAll
+	o.Aliases, o.IP, o.MAC = f.aliases, f.ip, f.mac
 	return o, nil
 }
 
@@ -346,11 +351,6 @@ func newRunCmd(a *app) *cobra.Command {
 	c.Flags().BoolVarP(&detach, "detach", "d", false, "Run container in background and print container ID")
 	f.register(c.Flags())
 	return c
-}
-
-// publishPorts records -p and -P; they need the bridge network.
-func publishPorts(o *engine.CreateOptions, specs []string, all bool) error {
-	return errdefs.NotImplemented("publishing ports (-p, -P) needs bridge networking, which this build of berth does not have yet")
 }
 
 // attachStreams wires the CLI's stdio to an attached container: signals

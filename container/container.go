@@ -72,6 +72,12 @@ type Private struct {
 	StopRequested bool `json:",omitempty"`
 	// ImageName is the image as the user named it.
 	ImageName string `json:",omitempty"`
+	// Publish are the -p specs; Aliases, IP and MAC the --network-alias,
+	// --ip and --mac-address requests for the container's network.
+	Publish []string `json:",omitempty"`
+	Aliases []string `json:",omitempty"`
+	IP      string   `json:",omitempty"`
+	MAC     string   `json:",omitempty"`
 }
 
 // State is Docker's container state.

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/monitor"
+	"github.com/berth-dev/berth/network"
 )
 
 // CreateOptions are what `create` and `run` were asked for: Docker's
@@ -29,6 +30,32 @@ type CreateOptions struct {
 	Entrypoint *string
 	Config     container.Config
 	HostConfig container.HostConfig
+	// Publish are -p specs; Aliases, IP, MAC the container's
+	// --network-alias, --ip and --mac-address.
+	Publish []string
+	Aliases []string
+	IP, MAC string
+}
+
+// portBindings renders -p specs as Docker's HostConfig.PortBindings.
+func portBindings(specs []string) map[string][]container.PortBinding {
+	ms, err := network.ParsePorts(specs)
+	if err != nil || len(ms) == 0 {
+		return nil
+	}
+	out := map[string][]container.PortBinding{}
+	for _, m := range ms {
+		key := fmt.Sprintf("%d/%s", m.ContainerPort, m.Proto)
+		b := container.PortBinding{}
+		if m.HostIP.IsValid() {
+			b.HostIP = m.HostIP.String()
+		}
+		if m.HostPort != 0 {
+			b.HostPort = fmt.Sprint(m.HostPort)
+		}
+		out[key] = append(out[key], b)
+	}
+	return out
 }
 
 // CreateContainer makes a container from an image: its record, its name
@@ -127,6 +154,11 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	if c.HostConfig.RestartPolicy.Name == "" {
 		c.HostConfig.RestartPolicy.Name = "no"
 	}
+	c.Berth.Publish, c.Berth.Aliases, c.Berth.IP, c.Berth.MAC = opts.Publish, opts.Aliases, opts.IP, opts.MAC
+	c.HostConfig.PortBindings = portBindings(opts.Publish)
+	if err := e.validateNetwork(ctx, c); err != nil {
+		return nil, err
+	}
 	if err := e.checkMounts(ctx, c); err != nil {
 		return nil, err
 	}
@@ -196,13 +228,6 @@ func validateHostConfig(hc *container.HostConfig) error {
 	}
 	if hc.Memory > 0 && hc.Memory < 6<<20 {
 		return errdefs.InvalidArgument("Minimum memory limit allowed is 6MB")
-	}
-	switch hc.NetworkMode {
-	case "", "none", "host", "bridge", "default":
-	default:
-		if !strings.HasPrefix(hc.NetworkMode, "container:") {
-			return errdefs.NotFound("network %s not found", hc.NetworkMode)
-		}
 	}
 	return nil
 }

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
-	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/container"
@@ -367,87 +365,6 @@ func ParseSignal(s string, def unix.Signal) (unix.Signal, error) {
 		return sig, nil
 	}
 	return 0, errdefs.InvalidArgument("invalid signal: %s", s)
-}
-
-// etcFiles writes the container's /etc/hostname, /etc/hosts and
-// /etc/resolv.conf in its run directory and returns the bind mounts that
-// put them in place.
-func (e *Engine) etcFiles(ctx context.Context, c *container.Container, dir string) ([]specs.Mount, error) {
-	hostname := c.Config.Hostname
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	if c.HostConfig.NetworkMode != "host" {
-		hosts += "127.0.1.1\t" + hostname + "\n"
-	}
-	for _, h := range c.HostConfig.ExtraHosts {
-		name, ip, ok := strings.Cut(h, ":")
-		if !ok {
-			return nil, errdefs.InvalidArgument("invalid argument %q for \"--add-host\" flag: bad format for add-host", h)
-		}
-		hosts += ip + "\t" + name + "\n"
-	}
-	resolv, err := resolvConf(c)
-	if err != nil {
-		return nil, err
-	}
-	files := []struct{ name, dst, content string }{
-		{"hostname", "/etc/hostname", hostname + "\n"},
-		{"hosts", "/etc/hosts", hosts},
-		{"resolv.conf", "/etc/resolv.conf", resolv},
-	}
-	var ms []specs.Mount
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if err := os.WriteFile(p, []byte(f.content), 0o644); err != nil {
-			return nil, err
-		}
-		opts := []string{"rbind", "rprivate"}
-		if c.HostConfig.ReadonlyRootfs {
-			opts = append(opts, "ro")
-		}
-		ms = append(ms, specs.Mount{Destination: f.dst, Type: "bind", Source: p, Options: opts})
-	}
-	return ms, nil
-}
-
-// resolvConf is the host's resolv.conf without loopback servers (which
-// mean nothing inside the container's network), with --dns and
-// --dns-search applied.
-func resolvConf(c *container.Container) (string, error) {
-	host, _ := os.ReadFile("/etc/resolv.conf")
-	var servers, search, other []string
-	for _, l := range strings.Split(string(host), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 2 {
-			continue
-		}
-		switch f[0] {
-		case "nameserver":
-			if c.HostConfig.NetworkMode == "host" || !(strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
-				servers = append(servers, f[1])
-			}
-		case "search":
-			search = f[1:]
-		case "options":
-			other = append(other, l)
-		}
-	}
-	if len(c.HostConfig.Dns) > 0 {
-		servers = c.HostConfig.Dns
-	}
-	if len(c.HostConfig.DnsSearch) > 0 {
-		search = c.HostConfig.DnsSearch
-	}
-	var b strings.Builder
-	for _, s := range servers {
-		b.WriteString("nameserver " + s + "\n")
-	}
-	if len(search) > 0 {
-		b.WriteString("search " + strings.Join(search, " ") + "\n")
-	}
-	for _, o := range other {
-		b.WriteString(o + "\n")
-	}
-	return b.String(), nil
 }
 
 // netnsFor returns the network namespace the container joins: "" for a new

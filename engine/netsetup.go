@@ -1,0 +1,231 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/container"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/network"
+)
+
+// attachesNetwork reports whether a network mode gives the container a
+// network of berth's (the default bridge or a user network), as opposed to
+// none, host or another container's.
+func attachesNetwork(mode string) bool {
+	switch {
+	case mode == "none" || mode == "host" || strings.HasPrefix(mode, "container:"):
+		return false
+	}
+	return true
+}
+
+func networkName(mode string) string {
+	if mode == "bridge" || mode == "default" {
+		return ""
+	}
+	return mode
+}
+
+// setupNetwork gives a starting container its network: for a bridge or a
+// user network, a network namespace of its own (bind-mounted in its run
+// directory, so that it exists before the runtime creates the container
+// and the /etc files can name the address) attached with its published
+// ports; then its /etc/hosts, /etc/resolv.conf and /etc/hostname. It
+// returns the namespace for the spec ("" new, "host", or a path) and
+// records the endpoints in the container's NetworkSettings.
+func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir string) (string, error) {
+	mode := c.HostConfig.NetworkMode
+	netns, err := e.netnsFor(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	var eps []*network.Endpoint
+	if attachesNetwork(mode) {
+		nm, err := e.networkManager()
+		if err != nil {
+			return "", err
+		}
+		netns = filepath.Join(dir, "netns")
+		if err := newNetns(netns); err != nil {
+			return "", fmt.Errorf("network namespace: %w", err)
+		}
+		ports, err := publishedPorts(c)
+		if err != nil {
+			return "", err
+		}
+		ep, err := nm.Attach(ctx, c.ID, netns, network.AttachRequest{
+			Network: networkName(mode),
+			Name:    c.DisplayName(),
+			Aliases: c.Berth.Aliases,
+			IP:      c.Berth.IP,
+			MAC:     c.Berth.MAC,
+			Ports:   ports,
+			DNS:     c.HostConfig.Dns,
+		})
+		if err != nil {
+			removeNetns(netns)
+			return "", err
+		}
+		eps = append(eps, ep)
+	}
+	files := network.Files{
+		Hostname:   c.Config.Hostname,
+		Names:      []string{c.DisplayName()},
+		Endpoints:  eps,
+		ExtraHosts: c.HostConfig.ExtraHosts,
+		DNS:        c.HostConfig.Dns,
+		DNSSearch:  c.HostConfig.DnsSearch,
+	}
+	if err := network.WriteFiles(dir, files); err != nil {
+		e.teardownNetwork(ctx, c.ID)
+		return "", err
+	}
+	if _, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+		c.NetworkSettings = networkSettings(c, eps, netns)
+		return nil
+	}); err != nil {
+		e.teardownNetwork(ctx, c.ID)
+		return "", err
+	}
+	return netns, nil
+}
+
+// teardownNetwork detaches a container from its networks and removes its
+// namespace. It is safe to repeat.
+func (e *Engine) teardownNetwork(ctx context.Context, id string) {
+	if nm, err := e.networkManager(); err == nil {
+		nm.Detach(ctx, id)
+	}
+	removeNetns(filepath.Join(e.runDir(id), "netns"))
+}
+
+// publishedPorts are the container's -p mappings and, with -P, its exposed
+// ports on free host ports.
+func publishedPorts(c *container.Container) ([]network.PortMapping, error) {
+	ports, err := network.ParsePorts(c.Berth.Publish)
+	if err != nil {
+		return nil, err
+	}
+	if c.HostConfig.PublishAllPorts {
+		var exposed []string
+		for p := range c.Config.ExposedPorts {
+			exposed = append(exposed, p)
+		}
+		slices.Sort(exposed)
+		all, err := network.PublishAll(exposed)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range all {
+			if !slices.ContainsFunc(ports, func(p network.PortMapping) bool {
+				return p.ContainerPort == m.ContainerPort && p.Proto == m.Proto
+			}) {
+				ports = append(ports, m)
+			}
+		}
+	}
+	return ports, nil
+}
+
+func networkSettings(c *container.Container, eps []*network.Endpoint, netns string) container.NetworkSettings {
+	ns := container.NetworkSettings{SandboxKey: netns, Ports: map[string][]container.PortBinding{}, Networks: map[string]*container.EndpointSettings{}}
+	for p := range c.Config.ExposedPorts {
+		ns.Ports[p] = nil
+	}
+	for i, ep := range eps {
+		name := ep.NetworkName
+		es := &container.EndpointSettings{
+			Aliases: ep.Aliases, NetworkID: ep.NetworkID, EndpointID: ep.EndpointID,
+			Gateway: ep.Gateway.String(), IPAddress: ep.IP.String(), IPPrefixLen: ep.PrefixLen, MacAddress: ep.MAC,
+		}
+		ns.Networks[name] = es
+		if i == 0 {
+			ns.IPAddress, ns.Gateway, ns.MacAddress = es.IPAddress, es.Gateway, es.MacAddress
+		}
+		for _, m := range ep.Ports {
+			key := strconv.Itoa(int(m.ContainerPort)) + "/" + m.Proto
+			ip := "0.0.0.0"
+			if m.HostIP.IsValid() {
+				ip = m.HostIP.String()
+			}
+			ns.Ports[key] = append(ns.Ports[key], container.PortBinding{HostIP: ip, HostPort: strconv.Itoa(int(m.HostPort))})
+		}
+	}
+	if c.HostConfig.NetworkMode == "none" {
+		ns.Networks["none"] = &container.EndpointSettings{}
+	}
+	if c.HostConfig.NetworkMode == "host" {
+		ns.Networks["host"] = &container.EndpointSettings{}
+	}
+	return ns
+}
+
+// newNetns makes a network namespace and bind-mounts it at path. The
+// thread that unshares it is locked and never unlocked, so the Go runtime
+// retires it with its goroutine instead of reusing it in the new
+// namespace.
+func newNetns(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o444)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- os.NewSyscallError("unshare(CLONE_NEWNET)", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
+		errc <- os.NewSyscallError("mount", unix.Mount(src, path, "", unix.MS_BIND, ""))
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+func removeNetns(path string) {
+	unix.Unmount(path, unix.MNT_DETACH)
+	os.Remove(path)
+}
+
+// validateNetwork checks the container's network mode names something that
+// exists, before the container is made.
+func (e *Engine) validateNetwork(ctx context.Context, c *container.Container) error {
+	mode := c.HostConfig.NetworkMode
+	if mode == "none" || mode == "host" {
+		if len(c.Berth.Publish) > 0 || c.HostConfig.PublishAllPorts {
+			// Docker ignores them with a warning; berth says so plainly.
+			return errdefs.InvalidArgument("published ports need a bridge or user network, not --network %s", mode)
+		}
+		return nil
+	}
+	if strings.HasPrefix(mode, "container:") {
+		_, err := e.Container(ctx, strings.TrimPrefix(mode, "container:"))
+		return err
+	}
+	if _, err := network.ParsePorts(c.Berth.Publish); err != nil {
+		return err
+	}
+	if networkName(mode) == "" {
+		return nil
+	}
+	nm, err := e.networkManager()
+	if err != nil {
+		return err
+	}
+	_, err = nm.Get(ctx, mode)
+	return err
+}
