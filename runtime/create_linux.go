@@ -171,27 +171,30 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		res, cgPath = spec.Linux.Resources, spec.Linux.CgroupsPath
 	}
 	tr.mark("spec, state dir")
-	cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res)
-	if err != nil {
-		return nil, err
+	v2 := rcgroups.UnifiedHost()
+	if v2 {
+		// Made before clone, to clone into it.
+		if cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res); err != nil {
+			return nil, err
+		}
 	}
 	tr.mark("cgroup create")
 
 	proc := spec.Process
 	cfg := &initproc.Config{
 		Mode:         initproc.ModeCreate,
-		Spec:         spec,
+		Spec:         initSpec(spec),
 		Process:      proc,
 		Rootfs:       rootfs,
 		Seccomp:      filter,
 		SeccompFlags: filterFlags,
 		NoPivot:      opts.NoPivot,
 		OwnMountNS:   ns.flags&unix.CLONE_NEWNS != 0,
-		Cgroup:       initproc.CgroupMount{V2: cg.V2(), Paths: cg.MountPaths()},
 		FifoFD:       -1,
 		ConsoleFD:    -1,
 		MountNSFD:    -1,
 		PreserveFDs:  len(opts.ExtraFiles),
+		Trace:        tr.on,
 	}
 	files := append([]*os.File(nil), opts.ExtraFiles...)
 	addFile := func(f *os.File) int {
@@ -239,7 +242,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		}
 		sysAttr.GidMappingsEnableSetgroups = true
 	}
-	if cg.V2() {
+	if v2 {
 		// Born in its cgroup: no window where the init runs outside it, and
 		// no write to cgroup.procs afterwards.
 		d, err := cg.OpenDir()
@@ -267,11 +270,18 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		cfg.State, _ = json.Marshal(specState(st, Creating))
 	}
 
-	cfg.CgroupJoined = cg.V2()
+	cfg.CgroupJoined = v2
 	sp, err = spawn(ns, sysAttr, opts, files)
 	if err != nil {
 		return nil, err
 	}
+	if !v2 {
+		// On v1, the cgroup is made while the init boots.
+		if cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Cgroup = initproc.CgroupMount{V2: cg.V2(), Paths: cg.MountPaths()}
 	sp.fifo = cfg.FifoFD >= 0
 	tr.mark("spawn init")
 	st.Pid = sp.proc.pid
@@ -478,6 +488,24 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// initSpec is the part of the spec the init uses: resources and the
+// seccomp rules (compiled already) stay out of what it has to decode.
+func initSpec(s *specs.Spec) *specs.Spec {
+	c := *s
+	c.Process = nil
+	c.Annotations = nil
+	if s.Linux != nil {
+		l := *s.Linux
+		l.Resources = nil
+		l.Seccomp = nil
+		c.Linux = &l
+	}
+	if s.Hooks != nil {
+		c.Hooks = &specs.Hooks{CreateContainer: s.Hooks.CreateContainer, StartContainer: s.Hooks.StartContainer}
+	}
+	return &c
 }
 
 func isBindMount(m specs.Mount) bool {

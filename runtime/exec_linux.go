@@ -74,7 +74,7 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 	}
 	cfg := &initproc.Config{
 		Mode:        initproc.ModeExec,
-		Spec:        &specs.Spec{Root: spec.Root, Linux: spec.Linux},
+		Spec:        initSpec(spec),
 		Process:     proc,
 		Rootfs:      c.st.Rootfs,
 		FifoFD:      -1,

@@ -23,6 +23,6 @@ func (t *tracer) mark(what string) {
 		return
 	}
 	now := time.Now()
-	fmt.Fprintf(os.Stderr, "trace: %-24s %6.2f ms\n", what, float64(now.Sub(t.last).Microseconds())/1000)
+	fmt.Fprintf(os.Stderr, "trace: %-24s %6.2f ms  @%d\n", what, float64(now.Sub(t.last).Microseconds())/1000, now.UnixMicro()%1000000)
 	t.last = now
 }

@@ -81,6 +81,9 @@ func expandSlice(slice string) string {
 	return strings.Join(out, "/")
 }
 
+// UnifiedHost reports whether the host has a pure cgroup v2 hierarchy.
+func UnifiedHost() bool { return cgroups.IsCgroup2UnifiedMode() }
+
 // Create makes the cgroup at cgPath (from ResolvePath) and applies the
 // resources to it. Nothing is left behind when it fails.
 func Create(cgPath string, r *specs.LinuxResources) (*Group, error) {

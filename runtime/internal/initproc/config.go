@@ -37,6 +37,9 @@ type Config struct {
 	Seccomp []byte `json:"seccomp,omitempty"`
 	// SeccompFlags are passed to seccomp(2).
 	SeccompFlags uint `json:"seccompFlags,omitempty"`
+	// Trace makes the init print when it reaches each step (see
+	// BERTH_RUNTIME_TRACE).
+	Trace bool `json:"trace,omitempty"`
 	// OwnMountNS is set when the init was cloned into a new mount
 	// namespace.
 	OwnMountNS bool `json:"ownMountNS,omitempty"`

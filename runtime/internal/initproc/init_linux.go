@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -24,10 +25,20 @@ func init() {
 		fmt.Fprintf(os.Stderr, "berth-runtime init: bad %s=%q\n", EnvInit, v)
 		os.Exit(1)
 	}
+	start := time.Now()
 	// Package initialisation runs on the main goroutine locked to the main
 	// thread: every per-thread call below (setns, capset, setresuid) acts on
 	// the thread that will execve.
-	os.Exit(run(fd))
+	os.Exit(run(fd, start))
+}
+
+// trace prints when a step was reached, for BERTH_RUNTIME_TRACE.
+func (s *session) trace(what string) {
+	if s.c.Trace {
+		now := time.Now()
+		fmt.Fprintf(os.Stderr, "trace: init %-19s %6.2f ms  @%d\n", what, float64(now.Sub(s.last).Microseconds())/1000, now.UnixMicro()%1000000)
+		s.last = now
+	}
 }
 
 // initError is a setup failure with the exit code the CLI should report.
@@ -40,7 +51,7 @@ func (e *initError) Error() string { return e.err.Error() }
 func (e *initError) Unwrap() error { return e.err }
 
 // run is the whole life of the init. It returns only on failure.
-func run(syncFD int) int {
+func run(syncFD int, start time.Time) int {
 	sync := os.NewFile(uintptr(syncFD), "sync")
 	unix.CloseOnExec(syncFD)
 	dec := json.NewDecoder(sync)
@@ -51,7 +62,8 @@ func run(syncFD int) int {
 		return 1
 	}
 	c := m.Config
-	s := &session{c: c, dec: dec, enc: enc, joined: c.CgroupJoined}
+	s := &session{c: c, dec: dec, enc: enc, joined: c.CgroupJoined, last: start}
+	s.trace("config read")
 	err := s.setup()
 	if err == nil {
 		err = s.waitAndExec()
@@ -77,6 +89,7 @@ type session struct {
 	joined   bool   // in the container's cgroup
 	path     string // resolved executable
 	consoleF *os.File
+	last     time.Time // for trace
 }
 
 func (s *session) setup() error {
@@ -141,6 +154,7 @@ func (s *session) setupContainer() error {
 		if err := s.prepareRoot(); err != nil {
 			return err
 		}
+		s.trace("mounts")
 	}
 	if c.SyncCreateRuntime {
 		if err := s.enc.Encode(Message{Type: MsgCreateRuntime}); err != nil {
@@ -168,6 +182,7 @@ func (s *session) setupContainer() error {
 	if err := s.enterRoot(); err != nil {
 		return err
 	}
+	s.trace("pivot_root")
 	if spec.Linux != nil {
 		for k, v := range spec.Linux.Sysctl {
 			p := "/proc/sys/" + strings.ReplaceAll(k, ".", "/")
@@ -202,6 +217,7 @@ func (s *session) waitAndExec() error {
 			return fmt.Errorf("wait for cgroup: got %q", m.Type)
 		}
 	}
+	s.trace("joined")
 	if c.UnshareCgroupNS {
 		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
 			return fmt.Errorf("unshare cgroup namespace: %w", err)
