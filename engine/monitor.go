@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -66,20 +65,10 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	m.startTime, _ = procfs.StartTime(os.Getpid())
 	signalReady()
 
-	stale := make(chan struct{})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
-				return
-			}
-			// A monitor whose binary was replaced (berth was upgraded or
-			// rebuilt) hands over to a new one as soon as it watches
-			// nothing: it refuses the connection, whose client retries
-			// and starts the new binary.
-			if exeReplaced() && m.idle() {
-				c.Close()
-				close(stale)
 				return
 			}
 			m.track(+1)
@@ -95,12 +84,6 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		select {
 		case <-ctx.Done():
 			ln.Close()
-			return nil
-		case <-stale:
-			m.mu.Lock()
-			ln.Close()
-			os.Remove(sock)
-			m.mu.Unlock()
 			return nil
 		case <-m.activity:
 			idle.Reset(monitorIdle)
@@ -131,19 +114,6 @@ type monitorServer struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	conns    int
-}
-
-// idle reports whether the monitor watches no container and serves no client.
-func (m *monitorServer) idle() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.sessions) == 0 && m.conns == 0
-}
-
-// exeReplaced reports whether the running binary was deleted or replaced.
-func exeReplaced() bool {
-	p, err := os.Readlink("/proc/self/exe")
-	return err == nil && strings.HasSuffix(p, " (deleted)")
 }
 
 func (m *monitorServer) track(delta int) {
@@ -640,24 +610,15 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err != nil {
 		return "", err
 	}
-	netns, err := e.setupNetwork(ctx, c, dir)
+	etc, err := e.etcFiles(ctx, c, dir)
 	if err != nil {
 		return "", err
 	}
-	defer func() {
-		if !ok {
-			e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
-		}
-	}()
-	var etc []specs.Mount
-	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
-		opts := []string{"rbind", "rprivate"}
-		if c.HostConfig.ReadonlyRootfs {
-			opts = append(opts, "ro")
-		}
-		etc = append(etc, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(dir, f), Options: opts})
-	}
 	ms = append(etc, ms...)
+	netns, err := e.netnsFor(ctx, c)
+	if err != nil {
+		return "", err
+	}
 	env := c.Config.Env
 	if c.Config.Tty && !hasEnv(env, "TERM") {
 		env = append(env, "TERM=xterm")
@@ -708,10 +669,8 @@ func hasEnv(env []string, k string) bool {
 	return false
 }
 
-// unprepare undoes prepareBundle: the container's network and its root
-// mount.
+// unprepare unmounts the container's root file system.
 func (e *Engine) unprepare(id string) {
-	e.teardownNetwork(context.Background(), id)
 	snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
 }
 
@@ -739,17 +698,8 @@ func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
 	return monitor.Dial(ctx, e.runRoot, e.monitorCmd())
 }
 
-// ask sends one request and reads the response. A monitor that closes
-// the connection unanswered is handing over to a newer binary: ask again.
+// ask sends one request and reads the response.
 func (e *Engine) ask(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
-	c, resp, err := e.ask1(ctx, req)
-	if errors.Is(err, io.EOF) {
-		return e.ask1(ctx, req)
-	}
-	return c, resp, err
-}
-
-func (e *Engine) ask1(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
 	c, err := e.dialMonitor(ctx)
 	if err != nil {
 		return nil, monitor.Response{}, err
