@@ -610,15 +610,24 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err != nil {
 		return "", err
 	}
-	etc, err := e.etcFiles(ctx, c, dir)
+	netns, err := e.setupNetwork(ctx, c, dir)
 	if err != nil {
 		return "", err
+	}
+	defer func() {
+		if !ok {
+			e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
+		}
+	}()
+	var etc []specs.Mount
+	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
+		opts := []string{"rbind", "rprivate"}
+		if c.HostConfig.ReadonlyRootfs {
+			opts = append(opts, "ro")
+		}
+		etc = append(etc, specs.Mount{Destination: "/etc/" + f, Type: "bind", Source: filepath.Join(dir, f), Options: opts})
 	}
 	ms = append(etc, ms...)
-	netns, err := e.netnsFor(ctx, c)
-	if err != nil {
-		return "", err
-	}
 	env := c.Config.Env
 	if c.Config.Tty && !hasEnv(env, "TERM") {
 		env = append(env, "TERM=xterm")
@@ -669,8 +678,10 @@ func hasEnv(env []string, k string) bool {
 	return false
 }
 
-// unprepare unmounts the container's root file system.
+// unprepare undoes prepareBundle: the container's network and its root
+// mount.
 func (e *Engine) unprepare(id string) {
+	e.teardownNetwork(context.Background(), id)
 	snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
 }
 
