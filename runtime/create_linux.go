@@ -260,7 +260,8 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	hooks := spec.Hooks
 	if hooks != nil {
-		cfg.SyncCreateRuntime = len(hooks.CreateRuntime) > 0 || len(hooks.Prestart) > 0 //nolint:staticcheck // prestart is deprecated, still honoured
+		//lint:ignore SA1019 prestart is deprecated, still honoured
+		cfg.SyncCreateRuntime = len(hooks.CreateRuntime) > 0 || len(hooks.Prestart) > 0
 	}
 
 	st := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Spec: spec, Owner: "root"}
@@ -315,7 +316,8 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 			s := specState(st, Creating)
 			err := runHooks(ctx, "createRuntime", hooks.CreateRuntime, s)
 			if err == nil {
-				err = runHooks(ctx, "prestart", hooks.Prestart, s) //nolint:staticcheck // deprecated, still honoured
+				//lint:ignore SA1019 prestart is deprecated, still honoured
+				err = runHooks(ctx, "prestart", hooks.Prestart, s)
 			}
 			reply := initproc.Message{Type: initproc.MsgOK}
 			if err != nil {

@@ -82,14 +82,13 @@ func run(syncFD int, start time.Time) int {
 }
 
 type session struct {
-	c        *Config
-	dec      *json.Decoder
-	enc      *json.Encoder
-	ready    bool   // MsgReady was sent
-	joined   bool   // in the container's cgroup
-	path     string // resolved executable
-	consoleF *os.File
-	last     time.Time // for trace
+	c      *Config
+	dec    *json.Decoder
+	enc    *json.Encoder
+	ready  bool      // MsgReady was sent
+	joined bool      // in the container's cgroup
+	path   string    // resolved executable
+	last   time.Time // for trace
 }
 
 func (s *session) setup() error {
