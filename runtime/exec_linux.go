@@ -95,9 +95,18 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		cfg.MountNSFD = 3 + len(files) - 1
 	}
 	if proc.Terminal {
-		return nil, errdefs.NotImplemented("exec with a terminal is not supported yet")
+		if opts.ConsoleSocket == "" {
+			return nil, errdefs.InvalidArgument("process.terminal needs a console socket")
+		}
+		f, err := dialUnix(opts.ConsoleSocket)
+		if err != nil {
+			return nil, fmt.Errorf("console socket: %w", err)
+		}
+		defer f.Close()
+		files = append(files, f)
+		cfg.ConsoleFD = 3 + len(files) - 1
 	}
-	sysAttr := &syscall.SysProcAttr{}
+	sysAttr := &syscall.SysProcAttr{Setsid: proc.Terminal}
 	if c.cg.V2() {
 		d, err := c.cg.OpenDir()
 		if err != nil {

@@ -490,3 +490,75 @@ func TestExec(t *testing.T) {
 		t.Errorf("exec output %q", b[:n])
 	}
 }
+
+// consoleSocket listens on a unix socket like a console-socket client
+// (conmon, podman) and returns the pty master it receives.
+func consoleSocket(t *testing.T) (string, <-chan *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "console.sock")
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 1); err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan *os.File, 1)
+	go func() {
+		defer unix.Close(fd)
+		conn, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			close(ch)
+			return
+		}
+		defer unix.Close(conn)
+		oob := make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := unix.Recvmsg(conn, make([]byte, 64), oob, 0)
+		if err != nil {
+			close(ch)
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) == 1 {
+			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+				ch <- os.NewFile(uintptr(fds[0]), "pty-master")
+				return
+			}
+		}
+		close(ch)
+	}()
+	return path, ch
+}
+
+func TestTerminal(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	sock, masters := consoleSocket(t)
+	c, err := runtime.Create(ctx, containerID(t), newBundle(t, []string{"sh", "-c", "tty; test -t 0 && echo is-a-tty"}, func(s *specs.Spec) {
+		s.Process.Terminal = true
+	}), runtime.Options{Root: root, ConsoleSocket: sock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Delete(ctx, true)
+	master := <-masters
+	if master == nil {
+		t.Fatal("no pty master received")
+	}
+	defer master.Close()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := c.Wait(ctx); err != nil || code != 0 {
+		t.Errorf("exit %d %v", code, err)
+	}
+	buf := make([]byte, 256)
+	n, _ := master.Read(buf)
+	out := strings.ReplaceAll(string(buf[:n]), "\r", "")
+	if !strings.Contains(out, "/dev/pts/0") || !strings.Contains(out, "is-a-tty") {
+		t.Errorf("output %q", out)
+	}
+}

@@ -108,6 +108,16 @@ func (s *session) setup() error {
 		if err := s.setupContainer(); err != nil {
 			return err
 		}
+	} else if c.Process.Terminal {
+		root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = s.setupConsole(root, false)
+		unix.Close(root)
+		if err != nil {
+			return fmt.Errorf("set up console: %w", err)
+		}
 	}
 	p := c.Process
 	if p.Cwd != "" {

@@ -173,7 +173,9 @@ func capset(eff, perm, inh uint64) error {
 // setupConsole creates a pty in the container's devpts instance, sends its
 // master to the console socket, binds its slave on /dev/console and makes
 // it the process's stdio and controlling terminal.
-func (s *session) setupConsole(rootFD int) error {
+//
+// An exec'd process (console false) gets a pty but leaves /dev/console alone.
+func (s *session) setupConsole(rootFD int, console bool) error {
 	if s.c.ConsoleFD < 0 {
 		return fmt.Errorf("process.terminal is set but no console socket was given")
 	}
@@ -205,14 +207,16 @@ func (s *session) setupConsole(rootFD int) error {
 		return fmt.Errorf("open pty slave: %w", err)
 	}
 	defer unix.Close(slave)
-	cfd, err := mkdirAllInRoot(rootFD, "/dev/console", true)
-	if err != nil {
-		return err
-	}
-	err = mount(fdPath(slave), fdPath(cfd), "", unix.MS_BIND, "")
-	unix.Close(cfd)
-	if err != nil {
-		return fmt.Errorf("bind /dev/console: %w", err)
+	if console {
+		cfd, err := mkdirAllInRoot(rootFD, "/dev/console", true)
+		if err != nil {
+			return err
+		}
+		err = mount(fdPath(slave), fdPath(cfd), "", unix.MS_BIND, "")
+		unix.Close(cfd)
+		if err != nil {
+			return fmt.Errorf("bind /dev/console: %w", err)
+		}
 	}
 	rights := unix.UnixRights(master)
 	if err := unix.Sendmsg(s.c.ConsoleFD, []byte(slavePath), rights, nil, 0); err != nil {

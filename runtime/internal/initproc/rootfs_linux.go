@@ -73,7 +73,7 @@ func (s *session) prepareRoot() error {
 		}
 	}
 	if s.c.Process.Terminal {
-		if err := s.setupConsole(rootFD); err != nil {
+		if err := s.setupConsole(rootFD, true); err != nil {
 			return fmt.Errorf("set up console: %w", err)
 		}
 	}
