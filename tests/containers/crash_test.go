@@ -1,0 +1,100 @@
+package containers
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// killMonitor kills the run root's monitor with SIGKILL and waits until it
+// is gone.
+func (e *env) killMonitor() {
+	e.t.Helper()
+	pids := monitorPids(e.RunRoot)
+	if len(pids) == 0 {
+		e.t.Fatal("no monitor runs for this run root")
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			e.t.Fatal(err)
+		}
+		waitGone(pid)
+	}
+}
+
+// TestMonitorKilled: the monitor dies with SIGKILL, then the container's
+// process dies while nothing watches it. The next ps shows it exited, rm
+// cleans everything, and no command hangs. With a new monitor started in
+// between (by another container's run), the same holds: that monitor does
+// not know the first container.
+func TestMonitorKilled(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		newMonitor bool // start another container after the kill
+	}{
+		{"no monitor after", false},
+		{"new monitor after", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			id := e.must("run", "-d", "busybox", "sleep", "1000")
+			pid := e.pid(id)
+			e.killMonitor()
+			if got := e.inspect(id, "{{.State.Status}}"); got != "running" {
+				t.Fatalf("after the monitor died, the running container shows %q, want running", got)
+			}
+			var other string
+			if tc.newMonitor {
+				other = e.must("run", "-d", "busybox", "sleep", "1000")
+			}
+			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the container's process is gone", func() bool { return !alive(pid) })
+
+			ps := e.must("ps", "-a", "--no-trunc", "--filter", "id="+id, "--format", "{{.State}} {{.Status}}")
+			if !strings.HasPrefix(ps, "exited Exited (") {
+				t.Errorf("ps -a after the process died unwatched: %q, want it exited", ps)
+			}
+			if running := e.must("ps", "-q", "--no-trunc"); strings.Contains(running, id) {
+				t.Errorf("ps lists the dead container as running:\n%s", running)
+			}
+			if got := e.inspect(id, "{{.State.Running}} {{.State.Pid}}"); got != "false 0" {
+				t.Errorf("inspect Running, Pid = %s, want false 0", got)
+			}
+			e.must("rm", id)
+			if left := e.leftovers(id, pid); len(left) > 0 {
+				t.Errorf("rm left behind:\n%s", strings.Join(left, "\n"))
+			}
+			if other != "" {
+				e.must("rm", "-f", other)
+			}
+		})
+	}
+}
+
+// TestMonitorKilledContainerRunning: after the monitor dies, a container
+// still running can be stopped and removed, and the next ps shows the
+// truth.
+func TestMonitorKilledContainerRunning(t *testing.T) {
+	e := newEnv(t)
+	stopped := e.must("run", "-d", "busybox", "sleep", "1000")
+	removed := e.must("run", "-d", "busybox", "sleep", "1000")
+	pids := map[string]int{stopped: e.pid(stopped), removed: e.pid(removed)}
+	e.killMonitor()
+
+	e.must("stop", "-t", "1", stopped)
+	if got := e.inspect(stopped, "{{.State.Status}} {{.State.Running}}"); got != "exited false" {
+		t.Errorf("stop with the monitor gone: state %q, want exited false", got)
+	}
+	e.must("rm", "-f", removed)
+	e.must("rm", stopped)
+	if out := e.must("ps", "-aq"); out != "" {
+		t.Errorf("ps -a after rm: %q, want nothing", out)
+	}
+	for id, pid := range pids {
+		if left := e.leftovers(id, pid); len(left) > 0 {
+			t.Errorf("container %s left behind:\n%s", id[:12], strings.Join(left, "\n"))
+		}
+	}
+}

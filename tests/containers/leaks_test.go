@@ -1,0 +1,119 @@
+package containers
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestNothingLeaks: once a container is removed, no mount, cgroup,
+// process, state directory or file of it remains, whichever way it ran and
+// was removed.
+func TestNothingLeaks(t *testing.T) {
+	e := newEnv(t)
+	e.warmUp()
+	bind := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		run  []string // after "run"; the container's ID is printed
+		rm   []string // how to remove it; nil when --rm removes it
+	}{
+		{"run -d, rm -f", []string{"-d", "busybox", "sleep", "1000"}, []string{"rm", "-f"}},
+		{"run -d, stop, rm", []string{"-d", "busybox", "sleep", "1000"}, []string{"stop", "-t", "0"}},
+		{"exited, rm", []string{"-d", "busybox", "true"}, []string{"wait"}},
+		{"mounts, rm -f", []string{"-d", "--tmpfs", "/run", "--mount", "type=bind,source=" + bind + ",target=/b",
+			"--mount", "type=tmpfs,target=/t", "--read-only", "busybox", "sleep", "1000"}, []string{"rm", "-f"}},
+		{"memory limit, rm -f", []string{"-d", "--memory", "32m", "--pids-limit", "20", "busybox", "sleep", "1000"}, []string{"rm", "-f"}},
+		{"run -d --rm", []string{"-d", "--rm", "busybox", "true"}, nil},
+		{"create, rm", nil, []string{"rm"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.t = t
+			before := e.storeListing()
+			var id string
+			pid := 0
+			if tc.run == nil {
+				id = e.must("create", "busybox", "true")
+			} else {
+				id = e.must(append([]string{"run"}, tc.run...)...)
+				if e.inspect(id, "{{.State.Running}}") == "true" {
+					pid = e.pid(id)
+				}
+			}
+			switch {
+			case tc.rm == nil:
+				e.waitFor("--rm removed the container", func() bool {
+					return e.run("inspect", id).Code != 0
+				})
+			case tc.rm[0] == "rm":
+				e.must(append(tc.rm, id)...)
+			default:
+				e.must(append(tc.rm, id)...)
+				e.must("rm", id)
+			}
+			if left := e.leftovers(id, pid); len(left) > 0 {
+				t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
+			}
+			if after := e.storeListing(); after != before {
+				t.Errorf("the data root changed:\n%s", lineDiff(before, after))
+			}
+			if out := e.must("ps", "-aq"); out != "" {
+				t.Errorf("ps -a after rm: %q", out)
+			}
+		})
+	}
+}
+
+// TestRunRmForegroundLeavesNothing: a foreground run --rm is gone when the
+// command returns, with nothing of it left.
+func TestRunRmForegroundLeavesNothing(t *testing.T) {
+	e := newEnv(t)
+	e.warmUp()
+	before := e.storeListing()
+	res := e.run("run", "--rm", "--name", "fg", "busybox", "sh", "-c", "exit 3")
+	if res.Code != 3 {
+		t.Fatalf("run --rm exiting 3: %s", res)
+	}
+	if res := e.run("inspect", "fg"); res.Code == 0 {
+		t.Errorf("the container is still there after run --rm returned")
+	}
+	if after := e.storeListing(); after != before {
+		t.Errorf("the data root changed:\n%s", lineDiff(before, after))
+	}
+	for _, root := range []string{e.Root, e.RunRoot} {
+		if ms := mountsUnder(root); len(ms) > 0 {
+			t.Errorf("mounts left under %s:\n%s", root, strings.Join(ms, "\n"))
+		}
+	}
+}
+
+// warmUp runs a first container, so that what berth makes once per data
+// root (the default networks, the name index's lock) is there before a
+// listing is taken.
+func (e *env) warmUp() {
+	e.t.Helper()
+	e.must("run", "--rm", "busybox", "true")
+}
+
+// lineDiff lists the lines only in a (-) and only in b (+).
+func lineDiff(a, b string) string {
+	in := func(s string) map[string]bool {
+		m := map[string]bool{}
+		for l := range strings.Lines(s) {
+			m[l] = true
+		}
+		return m
+	}
+	ma, mb := in(a), in(b)
+	var out strings.Builder
+	for l := range strings.Lines(a) {
+		if !mb[l] {
+			out.WriteString("- " + l)
+		}
+	}
+	for l := range strings.Lines(b) {
+		if !ma[l] {
+			out.WriteString("+ " + l)
+		}
+	}
+	return out.String()
+}
