@@ -216,16 +216,20 @@ func (e *Engine) validateNetwork(ctx context.Context, c *container.Container) er
 		_, err := e.Container(ctx, strings.TrimPrefix(mode, "container:"))
 		return err
 	}
-	if _, err := network.ParsePorts(c.Berth.Publish); err != nil {
+	ports, err := network.ParsePorts(c.Berth.Publish)
+	if err != nil {
 		return err
-	}
-	if networkName(mode) == "" {
-		return nil
 	}
 	nm, err := e.networkManager()
 	if err != nil {
 		return err
 	}
-	_, err = nm.Get(ctx, mode)
-	return err
+	if networkName(mode) != "" {
+		if _, err := nm.Get(ctx, mode); err != nil {
+			return err
+		}
+	}
+	// A host port already taken fails `run` before the container exists;
+	// Attach checks again, under the network lock, when it starts.
+	return nm.CheckPorts(ctx, ports)
 }

@@ -138,6 +138,23 @@ func (m *Manager) plan(ctx context.Context, nets []*Network, n *Network, contain
 	return ep, nil
 }
 
+// CheckPorts reports, reserving nothing, whether ports could be published
+// now: a host port another container of berth publishes, or a socket of
+// the host holds, is an error. The engine calls it before it creates a
+// container, so that a taken port leaves nothing behind; Attach checks
+// again under the lock.
+func (m *Manager) CheckPorts(ctx context.Context, ports []PortMapping) error {
+	if len(ports) == 0 {
+		return nil
+	}
+	nets, err := m.list()
+	if err != nil {
+		return err
+	}
+	_, err = m.reservePorts(nets, ports)
+	return err
+}
+
 // reservePorts checks the requested ports against every published port of
 // berth and against the host's sockets, and chooses free ports for those
 // without one.
