@@ -23,7 +23,7 @@ func newContainerCmd(a *app) *cobra.Command {
 	c.AddCommand(newCreateCmd(a, "create"), newStartCmd(a), newStopCmd(a), newRestartCmd(a), newKillCmd(a),
 		newRmCmd(a, "rm"), newWaitCmd(a), newLogsCmd(a), newPsCmd(a, "ls"), newContainerInspectCmd(a),
 		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a), newContainerPruneCmd(a),
-		newExecCmd(a), newTopCmd(a), newStatsCmd(a))
+		newExecCmd(a), newTopCmd(a), newStatsCmd(a), newCpCmd(a), newExportCmd(a), newDiffCmd(a), newCommitCmd(a))
 	return c
 }
 

@@ -129,7 +129,7 @@ func newRoot(a *app) *cobra.Command {
 		newRunCmd(a), newCreateCmd(a, "create"), newStartCmd(a), newStopCmd(a), newRestartCmd(a),
 		newKillCmd(a), newRmCmd(a, "rm"), newWaitCmd(a), newLogsCmd(a), newPsCmd(a, "ps"),
 		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a),
-		newExecCmd(a), newTopCmd(a), newStatsCmd(a),
+		newExecCmd(a), newTopCmd(a), newStatsCmd(a), newCpCmd(a), newExportCmd(a), newDiffCmd(a), newCommitCmd(a),
 		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
 		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a),
 	)
