@@ -152,11 +152,20 @@ func (c *Container) Start(ctx context.Context) error {
 			return fmt.Errorf("open exec fifo: %w", err)
 		}
 		_, err = unix.Write(fd, []byte{0})
-		unix.Close(fd)
 		if err != nil {
+			unix.Close(fd)
 			return fmt.Errorf("signal start: %w", err)
 		}
 		os.Remove(fifo)
+		// The init's end of the FIFO is closed on exec: POLLERR on ours
+		// says the process runs (or the init died) — no timer involved.
+		fds := []unix.PollFd{{Fd: int32(fd)}}
+		for {
+			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(fd)
 	}
 	if sp != nil {
 		// The init's end of the sync socket closes on exec.
