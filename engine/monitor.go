@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,10 +66,20 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	m.startTime, _ = procfs.StartTime(os.Getpid())
 	signalReady()
 
+	stale := make(chan struct{})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				return
+			}
+			// A monitor whose binary was replaced (berth was upgraded or
+			// rebuilt) hands over to a new one as soon as it watches
+			// nothing: it refuses the connection, whose client retries
+			// and starts the new binary.
+			if exeReplaced() && m.idle() {
+				c.Close()
+				close(stale)
 				return
 			}
 			m.track(+1)
@@ -84,6 +95,12 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		select {
 		case <-ctx.Done():
 			ln.Close()
+			return nil
+		case <-stale:
+			m.mu.Lock()
+			ln.Close()
+			os.Remove(sock)
+			m.mu.Unlock()
 			return nil
 		case <-m.activity:
 			idle.Reset(monitorIdle)
@@ -114,6 +131,19 @@ type monitorServer struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	conns    int
+}
+
+// idle reports whether the monitor watches no container and serves no client.
+func (m *monitorServer) idle() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions) == 0 && m.conns == 0
+}
+
+// exeReplaced reports whether the running binary was deleted or replaced.
+func exeReplaced() bool {
+	p, err := os.Readlink("/proc/self/exe")
+	return err == nil && strings.HasSuffix(p, " (deleted)")
 }
 
 func (m *monitorServer) track(delta int) {
@@ -709,8 +739,17 @@ func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
 	return monitor.Dial(ctx, e.runRoot, e.monitorCmd())
 }
 
-// ask sends one request and reads the response.
+// ask sends one request and reads the response. A monitor that closes
+// the connection unanswered is handing over to a newer binary: ask again.
 func (e *Engine) ask(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
+	c, resp, err := e.ask1(ctx, req)
+	if errors.Is(err, io.EOF) {
+		return e.ask1(ctx, req)
+	}
+	return c, resp, err
+}
+
+func (e *Engine) ask1(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
 	c, err := e.dialMonitor(ctx)
 	if err != nil {
 		return nil, monitor.Response{}, err
