@@ -42,6 +42,14 @@ type Row struct {
 	// Peers are the other tools doing the same job; each gets its own
 	// ratio. A row needs at least one.
 	Peers []Side
+	// Runs, if positive, replaces Config.Runs for this row and drops the
+	// warm-up run: for rows too costly to run many times (density).
+	Runs int
+	// OptIn rows run only when selected by name (berthbench -rows).
+	OptIn bool
+	// Report, if not nil, gives lines for the legend once the row has run:
+	// what it measured besides time.
+	Report func() []string
 }
 
 // A Side is one tool's way of doing a row's job.
@@ -55,6 +63,9 @@ type Side struct {
 	// path, without being timed, and returns the work to time. Whatever it
 	// leaves in dir, mounts included, is removed after the run.
 	Setup func(ctx context.Context, dir string) (Timed, error)
+	// Teardown, if not nil, runs untimed after the work, before dir is
+	// removed: to measure what the work left running, and to stop it.
+	Teardown func(ctx context.Context, dir string) error
 }
 
 // Timed is the work one run times.
@@ -132,7 +143,11 @@ func Run(ctx context.Context, cfg Config, row Row) Result {
 	}
 	// Run 0 is the warm-up: it fills caches (the input file in the page
 	// cache, the binaries) and is not counted.
-	for run := 0; run <= cfg.Runs; run++ {
+	first, runs := 0, cfg.Runs
+	if row.Runs > 0 {
+		first, runs = 1, row.Runs
+	}
+	for run := first; run <= runs; run++ {
 		for i := range sides {
 			// Alternate the order, so that no side always runs right
 			// after the same other side.
@@ -177,6 +192,13 @@ func once(ctx context.Context, tempDir string, side Side) (d time.Duration, err 
 	work, err := side.Setup(ctx, dir)
 	if err != nil {
 		return 0, fmt.Errorf("setup: %w", err)
+	}
+	if side.Teardown != nil {
+		defer func() {
+			if terr := side.Teardown(context.WithoutCancel(ctx), dir); terr != nil && err == nil {
+				err = fmt.Errorf("teardown: %w", terr)
+			}
+		}()
 	}
 	syscall.Sync()
 	start := time.Now()

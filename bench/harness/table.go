@@ -39,6 +39,14 @@ func PrintTable(w io.Writer, runs int, results []Result) error {
 			fmt.Fprintf(w, "- %s: %s\n", r.Row.Name, r.Row.Note)
 		}
 		prevNote = r.Row.Note
+		if r.Row.Runs > 0 {
+			fmt.Fprintf(w, "  (%d run(s) per side, no warm-up)\n", r.Row.Runs)
+		}
+		if r.Row.Report != nil {
+			for _, l := range r.Row.Report() {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		}
 		for _, m := range append([]Measure{r.Berth}, r.Peers...) {
 			if m.Err != nil {
 				fmt.Fprintf(w, "  %s: not measured: %s\n", m.Side.Name, indent(m.Err.Error(), maxErrLines))

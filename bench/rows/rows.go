@@ -35,6 +35,7 @@ func All(env Env) ([]harness.Row, error) {
 		loadManyLayers,
 		unpack,
 		importRootfs,
+		runTrueRow, density100, density1000,
 	}
 	var rows []harness.Row
 	for _, m := range makers {

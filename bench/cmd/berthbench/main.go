@@ -67,7 +67,7 @@ func run() error {
 	}
 	var results []harness.Result
 	for _, r := range all {
-		if !filter.MatchString(r.Name) {
+		if !filter.MatchString(r.Name) || r.OptIn && *only == "" {
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "measuring %s\n", r.Name)
