@@ -20,7 +20,7 @@ func newImageCmd(a *app) *cobra.Command {
 	c.AddCommand(
 		newImagesCmd(a, "ls"), newImageInspectCmd(a), newTagCmd(a, "tag"), newRmiCmd(a, "rm"),
 		newHistoryCmd(a, "history"), newImportCmd(a, "import"), newSaveCmd(a, "save"),
-		newLoadCmd(a, "load"), newImagePruneCmd(a),
+		newLoadCmd(a, "load"), newImagePruneCmd(a), newPullCmd(a), newPushCmd(a),
 	)
 	return c
 }

@@ -132,6 +132,7 @@ func newRoot(a *app) *cobra.Command {
 		newExecCmd(a), newTopCmd(a), newStatsCmd(a), newCpCmd(a), newExportCmd(a), newDiffCmd(a), newCommitCmd(a),
 		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
 		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a),
+		newPullCmd(a), newPushCmd(a), newLoginCmd(a), newLogoutCmd(a), newManifestCmd(a),
 	)
 	return root
 }
