@@ -163,7 +163,7 @@ func (e *Engine) execProcessSpec(id string, opts ExecOptions) (*specs.Process, e
 		p.User = specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.groups}
 	}
 	if opts.Privileged {
-		caps := allCaps()
+		caps := availableCaps()
 		p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 	}
 	return &p, nil
@@ -476,4 +476,33 @@ func forwardSignals(p execProcess, sigs <-chan os.Signal) func() {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// availableCaps is every capability this process may hand on: Docker's
+// --privileged set, the capabilities the kernel knows less those missing
+// from our own bounding set (a capset asking for more fails).
+func availableCaps() []string {
+	names := allCaps() // in kernel order: the index is the number
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return names
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		hex, ok := strings.CutPrefix(l, "CapBnd:")
+		if !ok {
+			continue
+		}
+		bnd, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil {
+			return names
+		}
+		var out []string
+		for i, n := range names {
+			if bnd&(1<<i) != 0 {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return names
 }

@@ -1,0 +1,159 @@
+package containers
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestExec runs processes in a running container: in its namespaces,
+// with its environment, working directory and user unless overridden, and
+// with the exit statuses Docker gives.
+func TestExec(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "ex", "--hostname", "exhost", "-e", "FOO=container", "-w", "/tmp", "busybox", "sleep", "1000")
+
+	// The container's UTS and PID namespaces, not the host's.
+	out := e.must("exec", "ex", "sh", "-c", "hostname; cat /proc/1/cmdline | tr '\\0' ' '")
+	lines := strings.Split(out, "\n")
+	host, _ := os.Hostname()
+	if len(lines) != 2 || lines[0] != "exhost" || strings.TrimSpace(lines[1]) != "sleep 1000" {
+		t.Errorf("exec sees hostname and PID 1 %q, want exhost and sleep 1000 (the host is %q)", out, host)
+	}
+
+	// Inherited: env, cwd, user.
+	if out := e.must("exec", "ex", "sh", "-c", "echo $FOO; pwd; id -u"); out != "container\n/tmp\n0" {
+		t.Errorf("exec inherits env, cwd and user as %q, want container, /tmp, 0", out)
+	}
+	// Overridden: -e, --env-file, -w, -u.
+	envFile := filepath.Join(t.TempDir(), "env")
+	if err := os.WriteFile(envFile, []byte("# comment\nBAR=fromfile\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = e.must("exec", "-e", "FOO=exec", "--env-file", envFile, "-w", "/etc", "-u", "nobody", "ex", "sh", "-c", "echo $FOO $BAR; pwd; id -un; id -u")
+	if out != "exec fromfile\n/etc\nnobody\n65534" {
+		t.Errorf("exec with -e, --env-file, -w, -u printed %q", out)
+	}
+	if out := e.must("exec", "-u", "1234:5678", "ex", "id"); !strings.Contains(out, "uid=1234") || !strings.Contains(out, "gid=5678") {
+		t.Errorf("exec -u 1234:5678 ran as %q", out)
+	}
+
+	// Input with -i.
+	if res := e.RunInput(strings.NewReader("hello from stdin\n"), "exec", "-i", "ex", "cat"); res.Code != 0 || res.Stdout != "hello from stdin\n" {
+		t.Errorf("exec -i cat: %s", res)
+	}
+
+	// Exit statuses: the process's own, 126 and 127 as Docker words them.
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"true"}, 0, ""},
+		{[]string{"sh", "-c", "exit 3"}, 3, ""},
+		{[]string{"/etc/passwd"}, 126, "permission denied"},
+		{[]string{"nosuchcommand"}, 127, `exec: "nosuchcommand": executable file not found in $PATH`},
+	} {
+		res := e.run(append([]string{"exec", "ex"}, c.args...)...)
+		if res.Code != c.code || !strings.Contains(res.Stderr, c.msg) {
+			t.Errorf("exec %v: %s\nwant exit code %d and %q", c.args, res, c.code, c.msg)
+		}
+		if c.msg != "" && !strings.HasPrefix(res.Stderr, "OCI runtime exec failed: ") {
+			t.Errorf("exec %v: stderr %q does not read as Docker's", c.args, res.Stderr)
+		}
+	}
+
+	// --privileged gives every capability; the default set lacks SYS_ADMIN.
+	capEff := func(args ...string) uint64 {
+		out := e.must(append(append([]string{"exec"}, args...), "ex", "grep", "CapEff", "/proc/self/status")...)
+		n, err := strconv.ParseUint(strings.TrimSpace(strings.TrimPrefix(out, "CapEff:")), 16, 64)
+		if err != nil {
+			t.Fatalf("CapEff line %q: %v", out, err)
+		}
+		return n
+	}
+	const capSysAdmin = 1 << 21
+	if capEff()&capSysAdmin != 0 || capEff("--privileged")&capSysAdmin == 0 {
+		t.Errorf("exec: CAP_SYS_ADMIN without and with --privileged: %x %x", capEff(), capEff("--privileged"))
+	}
+
+	// A stopped container refuses exec.
+	e.must("create", "--name", "created", "busybox")
+	if res := e.run("exec", "created", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "is not running") {
+		t.Errorf("exec in a created container: %s", res)
+	}
+	if res := e.run("exec", "nosuch", "true"); res.Code != 125 || !strings.Contains(res.Stderr, "No such container") {
+		t.Errorf("exec in a missing container: %s", res)
+	}
+}
+
+// TestExecDetachAndTop starts a process with exec -d and finds it with
+// top, which lists only the container's processes.
+func TestExecDetachAndTop(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "tp", "busybox", "sleep", "1001")
+	if out := e.must("exec", "-d", "tp", "sleep", "1002"); out != "" {
+		t.Errorf("exec -d printed %q", out)
+	}
+	var top string
+	e.waitFor("top lists the exec'd process", func() bool {
+		top = e.must("top", "tp")
+		return strings.Contains(top, "sleep 1002")
+	})
+	lines := strings.Split(top, "\n")
+	if f := strings.Fields(lines[0]); !slices.Equal(f, []string{"UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"}) {
+		t.Errorf("top header %q, want ps -ef's", lines[0])
+	}
+	if len(lines) != 3 || !strings.Contains(top, "sleep 1001") {
+		t.Errorf("top lists:\n%s\nwant the init and the exec'd process only", top)
+	}
+	// The exec'd process is in the container: its PID is in the cgroup
+	// as the host sees it, and ps options pass through.
+	pidTop := e.must("top", "tp", "-o", "pid,args")
+	if !strings.HasPrefix(pidTop, "PID") || !strings.Contains(pidTop, "sleep 1002") {
+		t.Errorf("top tp -o pid,args:\n%s", pidTop)
+	}
+	e.must("stop", "-t", "0", "tp")
+	if res := e.run("top", "tp"); res.Code != 125 || !strings.Contains(res.Stderr, "is not running") {
+		t.Errorf("top of a stopped container: %s", res)
+	}
+}
+
+// TestStats prints one row of the container's resource use.
+func TestStats(t *testing.T) {
+	e := newEnv(t)
+	id := e.must("run", "-d", "--name", "st", "busybox", "sleep", "1003")
+	out := e.must("stats", "--no-stream", "st")
+	lines := strings.Split(out, "\n")
+	if len(lines) != 2 {
+		t.Fatalf("stats --no-stream printed:\n%s\nwant a header and one row", out)
+	}
+	for _, col := range []string{"CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O", "BLOCK I/O", "PIDS"} {
+		if !strings.Contains(lines[0], col) {
+			t.Errorf("stats header %q lacks %q", lines[0], col)
+		}
+	}
+	if !strings.HasPrefix(lines[1], id[:12]) || !strings.Contains(lines[1], " st ") {
+		t.Errorf("stats row %q does not name the container", lines[1])
+	}
+	row := e.must("stats", "--no-stream", "--format", "{{.Name}}|{{.MemUsage}}|{{.PIDs}}|{{.CPUPerc}}", "st")
+	f := strings.Split(row, "|")
+	if len(f) != 4 || f[0] != "st" || f[2] != "1" || !strings.HasSuffix(f[3], "%") {
+		t.Fatalf("stats --format row %q", row)
+	}
+	usage := strings.TrimSpace(strings.Split(f[1], "/")[0])
+	if usage == "" || strings.HasPrefix(usage, "0B") {
+		t.Errorf("stats memory usage %q, want more than nothing", f[1])
+	}
+	// Without arguments: the running containers; -a adds the others.
+	e.must("create", "--name", "idle", "busybox")
+	if out := e.must("stats", "--no-stream", "--format", "{{.Name}}"); out != "st" {
+		t.Errorf("stats --no-stream lists %q, want st", out)
+	}
+	if out := strings.Fields(e.must("stats", "--no-stream", "-a", "--format", "{{.Name}}")); len(out) != 2 {
+		t.Errorf("stats -a lists %q, want st and idle", out)
+	}
+}
