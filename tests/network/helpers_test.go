@@ -194,7 +194,7 @@ func webCmd(port int) []string {
 // fetchIn is a shell script for a container that fetches url with wget,
 // retrying a bounded number of times, and prints the body.
 func fetchIn(url string) string {
-	return fmt.Sprintf(`for i in $(seq 30); do wget -q -T 2 -O - %s && exit 0; sleep 0.2; done; exit 1`, url)
+	return fmt.Sprintf(`for i in $(seq 30); do timeout 3 wget -q -O - %s && exit 0; sleep 0.2; done; exit 1`, url)
 }
 
 // inspected is the part of `inspect` the tests read.
