@@ -171,19 +171,19 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		res, cgPath = spec.Linux.Resources, spec.Linux.CgroupsPath
 	}
 	tr.mark("spec, state dir")
-	v2 := rcgroups.UnifiedHost()
-	if v2 {
-		// Made before clone, to clone into it.
-		if cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res); err != nil {
-			return nil, err
-		}
+	// The init is born in its cgroup: on v2 through CLONE_INTO_CGROUP, on
+	// v1 because the thread that clones it enters the cgroup first.
+	if cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res); err != nil {
+		return nil, err
 	}
+	v2 := cg.V2()
 	tr.mark("cgroup create")
 
 	proc := spec.Process
 	cfg := &initproc.Config{
 		Mode:         initproc.ModeCreate,
 		Spec:         initSpec(spec),
+		Cgroup:       initproc.CgroupMount{V2: v2, Paths: cg.MountPaths()},
 		Process:      proc,
 		Rootfs:       rootfs,
 		Seccomp:      filter,
@@ -252,11 +252,6 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		defer d.Close()
 		sysAttr.UseCgroupFD = true
 		sysAttr.CgroupFD = int(d.Fd())
-	} else if ns.flags&unix.CLONE_NEWCGROUP != 0 {
-		// The cgroup namespace must be rooted at the container's cgroup,
-		// which on v1 the init joins only after clone: it unshares it then.
-		sysAttr.Cloneflags &^= unix.CLONE_NEWCGROUP
-		cfg.UnshareCgroupNS = true
 	}
 	hooks := spec.Hooks
 	if hooks != nil {
@@ -271,38 +266,16 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		cfg.State, _ = json.Marshal(specState(st, Creating))
 	}
 
-	cfg.CgroupJoined = v2
-	sp, err = spawn(ns, sysAttr, opts, files)
+	sp, err = spawn(ns, sysAttr, opts, files, cg)
 	if err != nil {
 		return nil, err
 	}
-	if !v2 {
-		// On v1, the cgroup is made while the init boots.
-		if cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res); err != nil {
-			return nil, err
-		}
-	}
-	cfg.Cgroup = initproc.CgroupMount{V2: cg.V2(), Paths: cg.MountPaths()}
 	sp.fifo = cfg.FifoFD >= 0
 	tr.mark("spawn init")
 	st.Pid = sp.proc.pid
 	st.Cgroup = cg.Config()
 	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: cfg}); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
-	}
-	if !cg.V2() {
-		// On v1 the init joins its cgroup after clone. The first
-		// cgroup.procs write waits for an RCU grace period (milliseconds):
-		// it is done while the init sets up the root, which it may do
-		// outside the cgroup; the init waits for MsgJoined before it
-		// unshares its cgroup namespace and reports ready.
-		if err := cg.Add(st.Pid); err != nil {
-			return nil, err
-		}
-		// If the init has failed meanwhile, this write fails and the read
-		// below gets its error.
-		_ = sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined})
-		tr.mark("cgroup join (v1)")
 	}
 	for {
 		var m initproc.Message
@@ -355,7 +328,10 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 // cloned into the new namespaces. Namespaces to join are entered by a
 // thread of ours just before the clone, which inherits them; that thread is
 // never given back to the Go scheduler.
-func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File) (*spawned, error) {
+//
+// On cgroup v1, the cloning thread enters cg (see Group.EnterThread) so that
+// the init is born in it.
+func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group) (*spawned, error) {
 	tr := newTracer()
 	exe, err := selfExe()
 	if err != nil {
@@ -373,21 +349,37 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 	syncFD := 3 + len(files)
 	files = append(files, childEnd)
 
+	var opened []*os.File
+	defer func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}()
 	devnull := func(f *os.File) *os.File {
 		if f != nil {
 			return f
 		}
-		n, _ := os.Open(os.DevNull)
+		n, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil
+		}
+		opened = append(opened, n)
 		return n
 	}
+	// Every file whose descriptor is passed must stay reachable until the
+	// clone, or a finalizer may close it first.
+	keep := append([]*os.File{devnull(opts.Stdin), devnull(opts.Stdout), devnull(opts.Stderr)}, files...)
+	defer goruntime.KeepAlive(keep)
 	var fds []uintptr
-	for _, f := range append([]*os.File{devnull(opts.Stdin), devnull(opts.Stdout), devnull(opts.Stderr)}, files...) {
+	for _, f := range keep {
 		fds = append(fds, f.Fd())
 	}
 	pidfd := -1
 	sysAttr.PidFD = &pidfd
 	attr := &syscall.ProcAttr{
-		Env:   []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD)},
+		// One P and no GC: the init lives a few milliseconds, and spare Ps
+		// only make the Go runtime start threads that spin.
+		Env:   []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1", "GOGC=off"},
 		Files: fds,
 		Sys:   sysAttr,
 	}
@@ -400,7 +392,7 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 		return &child{pid: pid, pidfd: pidfd}, nil
 	}
 	var p *child
-	if len(ns.join) == 0 {
+	if len(ns.join) == 0 && cg.V2() {
 		p, err = start()
 	} else {
 		type result struct {
@@ -412,6 +404,14 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 			// This thread's namespaces are changed for good: keep it locked
 			// so it dies with the goroutine.
 			goruntime.LockOSThread()
+			var leave func() error
+			if !cg.V2() {
+				var err error
+				if leave, err = cg.EnterThread(); err != nil {
+					ch <- result{err: err}
+					return
+				}
+			}
 			for _, j := range ns.join {
 				if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
 					ch <- result{err: fmt.Errorf("join %s namespace %s: %w", j.typ, j.f.Name(), err)}
@@ -419,6 +419,17 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 				}
 			}
 			p, err := start()
+			if leave != nil {
+				if lerr := leave(); lerr != nil && err == nil {
+					_ = p.kill()
+					_, _ = p.wait()
+					p, err = nil, lerr
+				}
+				if len(ns.join) == 0 && err == nil {
+					// Back in our own cgroups, in our own namespaces.
+					goruntime.UnlockOSThread()
+				}
+			}
 			ch <- result{p, err}
 		}()
 		r := <-ch

@@ -115,7 +115,7 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		defer d.Close()
 		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(d.Fd())
 	}
-	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files)
+	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, c.cg)
 	if err != nil {
 		return nil, err
 	}
@@ -125,15 +125,8 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		sp.sync.Close()
 		return nil, err
 	}
-	cfg.CgroupJoined = c.cg.V2()
 	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: cfg}); err != nil {
 		return fail(err)
-	}
-	if !c.cg.V2() {
-		if err := c.cg.Add(sp.proc.pid); err != nil {
-			return fail(err)
-		}
-		_ = sp.enc.Encode(initproc.Message{Type: initproc.MsgJoined})
 	}
 	var m initproc.Message
 	if err := sp.dec.Decode(&m); err != nil {

@@ -197,6 +197,69 @@ func writeRetry(path string, b []byte) error {
 	}
 }
 
+// EnterThread moves the calling OS thread into the group, so that a
+// process it forks is born there (cgroup v1; on v2, clone3's
+// CLONE_INTO_CGROUP does this). The caller must hold the thread
+// (runtime.LockOSThread) until it has called the returned function, which
+// moves the thread back where it was.
+//
+// The trick is to write "0" (the calling thread) to each hierarchy's tasks
+// file: the kernel then moves a single thread that cannot exit under it and
+// skips the global cgroup_threadgroup_rwsem, whose write side waits for an
+// RCU grace period — milliseconds, on every container start, when a pid is
+// written to cgroup.procs instead. The hybrid host's cgroup2 hierarchy,
+// which has no tasks file and no controllers, is left alone.
+func (g *Group) EnterThread() (leave func() error, err error) {
+	if g.cfg.V2 {
+		return nil, errors.New("moving a thread needs cgroup v1")
+	}
+	self, err := os.ReadFile("/proc/thread-self/cgroup")
+	if err != nil {
+		return nil, err
+	}
+	orig := map[string]string{} // controller (or name=...) → cgroup path
+	for _, line := range strings.Split(string(self), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, ctl := range strings.Split(parts[1], ",") {
+			orig[ctl] = parts[2]
+		}
+	}
+	var back []string
+	leave = func() error {
+		for _, p := range back {
+			if err := writeRetry(filepath.Join(p, "tasks"), []byte("0")); err != nil {
+				return fmt.Errorf("leave cgroup: %w", err)
+			}
+		}
+		return nil
+	}
+	for sub, p := range g.cfg.Paths {
+		if isUnified(p) {
+			continue
+		}
+		o, ok := orig[sub]
+		mnt, found := strings.CutSuffix(p, g.cfg.Path)
+		if !ok || !found {
+			_ = leave()
+			return nil, fmt.Errorf("cgroup %s: cannot tell where this thread is", p)
+		}
+		if err := writeRetry(filepath.Join(p, "tasks"), []byte("0")); err != nil {
+			_ = leave()
+			return nil, fmt.Errorf("join cgroup %s: %w", p, err)
+		}
+		back = append(back, filepath.Join(mnt, o))
+	}
+	return leave, nil
+}
+
+func isUnified(dir string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(dir, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
+}
+
 // Set applies new resources.
 func (g *Group) Set(r *specs.LinuxResources) error {
 	res, err := Resources(r)

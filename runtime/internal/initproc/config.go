@@ -45,10 +45,6 @@ type Config struct {
 	OwnMountNS bool `json:"ownMountNS,omitempty"`
 	// NoPivot makes the init use MS_MOVE and chroot instead of pivot_root.
 	NoPivot bool `json:"noPivot,omitempty"`
-	// UnshareCgroupNS asks the init to unshare the cgroup namespace itself,
-	// once the parent has put it in its cgroup (cgroup v1, or no
-	// CLONE_INTO_CGROUP).
-	UnshareCgroupNS bool `json:"unshareCgroupNS,omitempty"`
 	// Cgroup describes the container's cgroup, for a "cgroup" mount.
 	Cgroup CgroupMount `json:"cgroup"`
 	// FifoFD is the exec FIFO (opened read-write by the parent) the init
@@ -67,10 +63,6 @@ type Config struct {
 	// pivot_root, startContainer ones after the start signal: the parent
 	// passes the state JSON the hooks get on stdin.
 	State []byte `json:"state,omitempty"`
-	// CgroupJoined says the init is in its cgroup already (cgroup v2,
-	// CLONE_INTO_CGROUP); otherwise the parent sends MsgJoined once it has
-	// moved it there, and the init waits for that before it reports ready.
-	CgroupJoined bool `json:"cgroupJoined,omitempty"`
 	// SyncCreateRuntime makes the init ask the parent to run the
 	// createRuntime (and prestart) hooks once its mounts are done.
 	SyncCreateRuntime bool `json:"syncCreateRuntime,omitempty"`
@@ -91,7 +83,6 @@ const (
 	MsgConfig        = "config"        // parent → init: Config follows
 	MsgCreateRuntime = "createRuntime" // init → parent: run createRuntime hooks, reply MsgOK
 	MsgOK            = "ok"            // parent → init
-	MsgJoined        = "joined"        // parent → init: you are in your cgroup
 	MsgReady         = "ready"         // init → parent: waiting for start
 	MsgStart         = "start"         // parent → init: exec now (run, exec)
 	MsgError         = "error"         // init → parent: setup failed

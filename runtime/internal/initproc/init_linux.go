@@ -62,7 +62,7 @@ func run(syncFD int, start time.Time) int {
 		return 1
 	}
 	c := m.Config
-	s := &session{c: c, dec: dec, enc: enc, joined: c.CgroupJoined, last: start}
+	s := &session{c: c, dec: dec, enc: enc, last: start}
 	s.trace("config read")
 	err := s.setup()
 	if err == nil {
@@ -86,7 +86,6 @@ type session struct {
 	dec    *json.Decoder
 	enc    *json.Encoder
 	ready  bool      // MsgReady was sent
-	joined bool      // in the container's cgroup
 	path   string    // resolved executable
 	last   time.Time // for trace
 }
@@ -208,30 +207,6 @@ func (s *session) setupContainer() error {
 func (s *session) waitAndExec() error {
 	c := s.c
 	p := c.Process
-	// The parent moves a v1 init into its cgroup while the init sets up
-	// the root (the first cgroup.procs write waits for an RCU grace
-	// period, which costs milliseconds); the process must be in it before
-	// exec, and a cgroup namespace must be rooted there.
-	for !s.joined {
-		var m Message
-		if err := s.dec.Decode(&m); err != nil {
-			return fmt.Errorf("wait for cgroup: %w", err)
-		}
-		switch m.Type {
-		case MsgJoined:
-			s.joined = true
-		case MsgError:
-			return errors.New(m.Error)
-		default:
-			return fmt.Errorf("wait for cgroup: got %q", m.Type)
-		}
-	}
-	s.trace("joined")
-	if c.UnshareCgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("unshare cgroup namespace: %w", err)
-		}
-	}
 	if err := s.enc.Encode(Message{Type: MsgReady}); err != nil {
 		return err
 	}
@@ -396,17 +371,9 @@ func runHook(h specs.Hook, state []byte) error {
 	return nil
 }
 
-// recv reads the next message from the parent, noting MsgJoined on the way.
+// recv reads the next message from the parent.
 func (s *session) recv() (Message, error) {
-	for {
-		var m Message
-		if err := s.dec.Decode(&m); err != nil {
-			return m, err
-		}
-		if m.Type == MsgJoined {
-			s.joined = true
-			continue
-		}
-		return m, nil
-	}
+	var m Message
+	err := s.dec.Decode(&m)
+	return m, err
 }
