@@ -82,12 +82,12 @@ func run(syncFD int, start time.Time) int {
 }
 
 type session struct {
-	c      *Config
-	dec    *json.Decoder
-	enc    *json.Encoder
-	ready  bool      // MsgReady was sent
-	path   string    // resolved executable
-	last   time.Time // for trace
+	c     *Config
+	dec   *json.Decoder
+	enc   *json.Encoder
+	ready bool      // MsgReady was sent
+	path  string    // resolved executable
+	last  time.Time // for trace
 }
 
 func (s *session) setup() error {
