@@ -2,11 +2,13 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/filters"
 	"github.com/berth-dev/berth/network"
@@ -224,25 +226,12 @@ type NetworkConnectOptions struct {
 	Aliases []string
 }
 
-// NetworkConnect attaches a running container to a network.
-func (e *Engine) NetworkConnect(ctx context.Context, ref, container string, opts NetworkConnectOptions) error {
-	m, err := e.networkManager()
-	if err != nil {
-		return err
-	}
-	if _, err := m.Get(ctx, ref); err != nil {
-		return err
-	}
-	// The container store (issue 4) resolves container to its ID and its
-	// namespace path; then this is m.Attach(ctx, id, "/proc/PID/ns/net",
-	// network.AttachRequest{Network: ref, Name: name, IP: opts.IP,
-	// Aliases: opts.Aliases}) followed by rewriting its /etc/hosts.
-	return errdefs.NotImplemented("network connect %s %s: needs the container lifecycle", ref, container)
-}
-
-// NetworkDisconnect detaches a container, named by ID or by its name on
-// the network, from a network.
-func (e *Engine) NetworkDisconnect(ctx context.Context, ref, container string, force bool) error {
+// NetworkConnect attaches a running container to one more network: a new
+// interface (eth1, ...) in its namespace, and its /etc/hosts and
+// /etc/resolv.conf rewritten in place (they are bind-mounted). The
+// attachment lasts while the container runs: like its first network's, it
+// is undone when the container stops.
+func (e *Engine) NetworkConnect(ctx context.Context, ref, ctr string, opts NetworkConnectOptions) error {
 	m, err := e.networkManager()
 	if err != nil {
 		return err
@@ -251,14 +240,100 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, ref, container string, f
 	if err != nil {
 		return err
 	}
+	c, err := e.Container(ctx, ctr)
+	if err != nil {
+		return err
+	}
+	switch mode := c.HostConfig.NetworkMode; {
+	case n.Driver != network.DriverBridge:
+		return errdefs.InvalidArgument("container cannot be disconnected from host network or connected to host network")
+	case mode == "none":
+		return errdefs.InvalidArgument("container cannot be connected to multiple networks with one of the networks in private (none) mode")
+	case mode == "host":
+		return errdefs.InvalidArgument("container sharing network namespace with another container or host cannot be connected to any other network")
+	case strings.HasPrefix(mode, "container:"):
+		return errdefs.InvalidArgument("container sharing network namespace with another container or host cannot be connected to any other network")
+	}
+	if !c.State.Running {
+		return errdefs.Conflict("container %s is not running: berth connects running containers only", c.DisplayName())
+	}
+	netns := filepath.Join(e.runDir(c.ID), "netns")
+	if _, err := os.Stat(netns); err != nil {
+		netns = fmt.Sprintf("/proc/%d/ns/net", c.State.Pid)
+	}
+	if _, err := m.Attach(ctx, c.ID, netns, network.AttachRequest{
+		Network: n.ID, Name: c.DisplayName(), Aliases: opts.Aliases, IP: opts.IP, DNS: c.HostConfig.Dns,
+	}); err != nil {
+		return err
+	}
+	if err := e.networksChanged(ctx, m, c.ID); err != nil {
+		m.Disconnect(ctx, c.ID, n.ID)
+		e.networksChanged(ctx, m, c.ID)
+		return err
+	}
+	return nil
+}
+
+// networksChanged brings a running container's NetworkSettings, /etc/hosts
+// and /etc/resolv.conf up to date with its endpoints.
+func (e *Engine) networksChanged(ctx context.Context, m *network.Manager, id string) error {
+	eps, err := m.ContainerEndpoints(ctx, id)
+	if err != nil {
+		return err
+	}
+	c, err := e.containers.Update(ctx, id, func(c *container.Container) error {
+		c.NetworkSettings = networkSettings(c, eps, c.NetworkSettings.SandboxKey)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return network.UpdateFiles(e.runDir(id), network.Files{
+		Hostname:   c.Config.Hostname,
+		Names:      []string{c.DisplayName()},
+		Endpoints:  eps,
+		ExtraHosts: c.HostConfig.ExtraHosts,
+		DNS:        c.HostConfig.Dns,
+		DNSSearch:  c.HostConfig.DnsSearch,
+	})
+}
+
+// NetworkDisconnect detaches a container, named by ID, name or ID prefix
+// (or, for a container gone from the store, by its name on the network),
+// from a network.
+func (e *Engine) NetworkDisconnect(ctx context.Context, ref, ctr string, force bool) error {
+	m, err := e.networkManager()
+	if err != nil {
+		return err
+	}
+	n, err := m.Get(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if n.Driver != network.DriverBridge {
+		return errdefs.InvalidArgument("container cannot be disconnected from host network or connected to host network")
+	}
+	c, cerr := e.Container(ctx, ctr)
+	if cerr == nil {
+		if err := m.Disconnect(ctx, c.ID, n.ID); err != nil {
+			return err
+		}
+		if c.State.Running {
+			return e.networksChanged(ctx, m, c.ID)
+		}
+		return nil
+	}
+	if !errdefs.IsNotFound(cerr) {
+		return cerr
+	}
 	eps, err := m.Endpoints(ctx, n.ID)
 	if err != nil {
 		return err
 	}
 	for _, ep := range eps {
-		if ep.ContainerID == container || ep.Name == container || len(container) >= 12 && strings.HasPrefix(ep.ContainerID, container) {
+		if ep.ContainerID == ctr || ep.Name == ctr || len(ctr) >= 12 && strings.HasPrefix(ep.ContainerID, ctr) {
 			return m.Disconnect(ctx, ep.ContainerID, n.ID)
 		}
 	}
-	return errdefs.NotFound("container %s is not connected to network %s", container, n.Name)
+	return cerr
 }

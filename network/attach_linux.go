@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -369,7 +370,13 @@ func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
 			return nil, err
 		}
 	}
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge}}
+	// A bridge without an address of its own takes the lowest of its
+	// ports' and changes it when that port goes: every container would
+	// then send to the gateway's old MAC until its ARP entry expired
+	// (found when a container left a network: its neighbours lost the
+	// gateway, and with it the resolver, for half a minute). An address
+	// given at creation stays.
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, HardwareAddr: randomMAC()}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 	}
@@ -396,6 +403,14 @@ func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
 		return fail(err)
 	}
 	return br, nil
+}
+
+// randomMAC returns a random unicast, locally administered MAC address.
+func randomMAC() net.HardwareAddr {
+	mac := make(net.HardwareAddr, 6)
+	rand.Read(mac)
+	mac[0] = mac[0]&0xfe | 0x02
+	return mac
 }
 
 // enableForwarding turns IPv4 forwarding on, needed for a container to

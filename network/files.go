@@ -23,7 +23,8 @@ type Files struct {
 	// (its name, when it differs from the host name).
 	Names []string
 	// Endpoints are the container's attachments, in order; the first
-	// carries the address of its own names and its resolver.
+	// carries the address of its own names, and the first with a
+	// resolver names it in resolv.conf.
 	Endpoints []*Endpoint
 	// ExtraHosts are --add-host entries, "name:ip" or "name=ip"; the IP
 	// "host-gateway" is the first endpoint's gateway.
@@ -65,6 +66,37 @@ func WriteFiles(dir string, f Files) error {
 		}
 	}
 	return nil
+}
+
+// UpdateFiles rewrites the hosts and resolv.conf that WriteFiles wrote in
+// dir, in place: they are bind-mounted into a running container, which
+// would keep seeing the old files if new ones were renamed over them.
+func UpdateFiles(dir string, f Files) error {
+	hosts, err := f.hosts()
+	if err != nil {
+		return err
+	}
+	resolv, err := f.resolvConf()
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{"hosts": hosts, "resolv.conf": resolv} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return fmt.Errorf("update %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// resolver is the resolver of the first of the container's networks that
+// has one (invalid if none does).
+func (f Files) resolver() netip.Addr {
+	for _, ep := range f.Endpoints {
+		if ep.DNSServer.IsValid() {
+			return ep.DNSServer
+		}
+	}
+	return netip.Addr{}
 }
 
 // ParseExtraHost validates one --add-host entry and returns its name and
@@ -139,8 +171,8 @@ func (f Files) resolvConf() ([]byte, error) {
 		return nil, err
 	}
 	servers := f.DNS
-	if len(f.Endpoints) > 0 && f.Endpoints[0].DNSServer.IsValid() {
-		servers = []string{f.Endpoints[0].DNSServer.String()}
+	if r := f.resolver(); r.IsValid() {
+		servers = []string{r.String()}
 	} else if len(servers) == 0 {
 		servers = host.servers
 		if len(servers) == 0 {
