@@ -135,6 +135,8 @@ func TestConnectDisconnect(t *testing.T) {
 	e.b.MustRun(append([]string{"run", "-d", "--name", "a", "busybox"}, webCmd(80)...)...)
 	e.b.MustRun("run", "-d", "--name", "b", "--network", "side", "busybox", "sleep", "600")
 	a := e.inspect("a")[0]
+	br := "br-" + e.inspect("b")[0].NetworkSettings.Networks["side"].NetworkID[:12]
+	brMAC := bridgeMAC(t, br)
 
 	ip := addr(sub, 50)
 	e.b.MustRun("network", "connect", "--ip", ip.String(), "--alias", "web", "side", "a")
@@ -183,7 +185,12 @@ func TestConnectDisconnect(t *testing.T) {
 	if res := e.b.Run("exec", "b", "nslookup", "web"); res.Code == 0 {
 		t.Errorf("b: web still resolves after a's disconnect: %s", res)
 	}
-	// b lost nothing when a left: the gateway (and its resolver) answer.
+	// b lost nothing when a left: the gateway kept its MAC (a bridge
+	// without one of its own takes its lowest port's, and changes it when
+	// that port goes), and it and its resolver answer.
+	if got := bridgeMAC(t, br); got != brMAC {
+		t.Errorf("bridge %s changed its MAC from %s to %s while a came and went", br, brMAC, got)
+	}
 	if res := e.b.Run("exec", "b", "nslookup", "b"); res.Code != 0 {
 		t.Errorf("b: nslookup b after a left the network: %s", res)
 	}
@@ -200,4 +207,23 @@ func TestConnectDisconnect(t *testing.T) {
 func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// bridgeMAC returns a bridge's MAC address, after checking it is one the
+// bridge was given (addr_assign_type NET_ADDR_SET), which the kernel never
+// changes as ports come and go.
+func bridgeMAC(t *testing.T, br string) string {
+	t.Helper()
+	typ, err := os.ReadFile(filepath.Join("/sys/class/net", br, "addr_assign_type"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(typ)) != "3" {
+		t.Errorf("bridge %s: addr_assign_type %s, want 3 (set): its MAC follows its ports", br, typ)
+	}
+	mac, err := os.ReadFile(filepath.Join("/sys/class/net", br, "address"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(mac))
 }
