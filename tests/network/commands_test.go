@@ -110,7 +110,7 @@ func TestBadInput(t *testing.T) {
 	sub := freeSubnet(t)
 	e.b.MustRun("network", "create", "--subnet", sub.String(), "one")
 	before := e.b.MustRun("network", "ls", "--no-trunc").Stdout
-	e.mustFail("overlaps with network one", "network", "create", "--subnet", netip.PrefixFrom(sub.Addr(), 16).Masked().String(), "two")
+	e.mustFail("overlaps with network ", "network", "create", "--subnet", netip.PrefixFrom(sub.Addr(), 16).Masked().String(), "two")
 	e.mustFail("overlaps with network one", "network", "create", "--subnet", addr(sub, 128).String()+"/25", "two")
 	e.mustFail("overlaps with network bridge", "network", "create", "--subnet", e.subnet.String(), "two")
 	e.mustFail("already exists", "network", "create", "--subnet", freeSubnet(t).String(), "one")
