@@ -17,17 +17,16 @@ import (
 // networkManager opens the network package's manager over this engine's
 // roots. It is cheap (nothing is read until used), so it is made per call.
 //
-// The default network's subnet is 10.88.0.0/16 and its bridge berth0 unless
-// $BERTH_BRIDGE_SUBNET and $BERTH_BRIDGE say otherwise when it is first made
-// (two data roots on one host need bridges and subnets of their own: tests
-// do this). The resolver of user networks is this very program re-executed
+// Its bridge and subnets are networkDefaults'. The resolver of user networks is this very program re-executed
 // as `berth network dns-serve DIR`.
 func (e *Engine) networkManager() (*network.Manager, error) {
+	d := e.networkDefaults()
 	opts := network.Options{
 		Root:          filepath.Join(e.root, "network"),
 		RunRoot:       filepath.Join(e.runRoot, "network"),
-		DefaultSubnet: os.Getenv("BERTH_BRIDGE_SUBNET"),
-		DefaultBridge: os.Getenv("BERTH_BRIDGE"),
+		DefaultSubnet: d.Subnet,
+		DefaultBridge: d.Bridge,
+		UserSubnets:   d.UserSubnets,
 	}
 	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "berth" {
 		opts.DNSServer = []string{exe, "network", "dns-serve"}
