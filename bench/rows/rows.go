@@ -36,6 +36,7 @@ func All(env Env) ([]harness.Row, error) {
 		unpack,
 		importRootfs,
 		runTrueRow, density100, density1000,
+		bridgeStartRow, requestRateRow, publishedBytesRow,
 	}
 	var rows []harness.Row
 	for _, m := range makers {
