@@ -51,12 +51,14 @@ func TestNetworkCommands(t *testing.T) {
 	e.b.MustRun("run", "-d", "--name", "c", "--network", "front", "busybox", "sleep", "600")
 	c := e.inspect("c")[0]
 	var nets []struct {
-		Name       string
-		ID         string `json:"Id"`
-		Driver     string
-		Scope      string
-		Internal   bool
-		IPAM       struct{ Config []struct{ Subnet, Gateway string } }
+		Name     string
+		ID       string `json:"Id"`
+		Driver   string
+		Scope    string
+		Internal bool
+		IPAM     struct {
+			Config []struct{ Subnet, Gateway string }
+		}
 		Containers map[string]struct{ Name, IPv4Address, MacAddress string }
 		Labels     map[string]string
 	}
