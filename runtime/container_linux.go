@@ -12,7 +12,6 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	rcgroups "github.com/berth-dev/berth/runtime/cgroups"
-	"github.com/berth-dev/berth/runtime/internal/initproc"
 	"github.com/opencontainers/cgroups"
 	"golang.org/x/sys/unix"
 )
@@ -132,7 +131,7 @@ func (c *Container) State(ctx context.Context) State {
 func (c *Container) Start(ctx context.Context) error {
 	sp := c.sp
 	if sp != nil && !sp.fifo {
-		if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgStart}); err != nil {
+		if err := sp.signalStart(); err != nil {
 			return fmt.Errorf("signal start: %w", err)
 		}
 	} else {
@@ -169,11 +168,8 @@ func (c *Container) Start(ctx context.Context) error {
 	}
 	if sp != nil {
 		// The init's end of the sync socket closes on exec.
-		var m initproc.Message
-		err := sp.dec.Decode(&m)
-		sp.sync.Close()
-		if err == nil && m.Type == initproc.MsgError {
-			return &ProcessError{Code: m.Code, Msg: m.Error}
+		if err := sp.waitExec(); err != nil {
+			return err
 		}
 	}
 	c.trace("started (exec)")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	rcgroups "github.com/berth-dev/berth/runtime/cgroups"
+	"github.com/berth-dev/berth/runtime/internal/forkinit"
 	"github.com/berth-dev/berth/runtime/internal/initproc"
 	"github.com/berth-dev/berth/runtime/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -86,7 +87,8 @@ func Run(ctx context.Context, id, bundle string, opts Options) (int, error) {
 
 // spawned is what the creating process holds of an init it started.
 type spawned struct {
-	fifo bool // the init waits on the exec FIFO rather than for MsgStart
+	fifo bool              // the init waits on the exec FIFO rather than for MsgStart
+	prog *forkinit.Program // the fast path's program, or nil for a re-executed init
 	proc *child
 	sync *os.File
 	dec  *json.Decoder
@@ -266,7 +268,8 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		cfg.State, _ = json.Marshal(specState(st, Creating))
 	}
 
-	sp, err = spawn(ns, sysAttr, opts, files, cg)
+	_, forceReexec := os.LookupEnv("BERTH_RUNTIME_REEXEC_INIT")
+	sp, err = spawn(ns, sysAttr, opts, files, cg, cfg, forkinit.Supported(cfg) && !forceReexec)
 	if err != nil {
 		return nil, err
 	}
@@ -274,39 +277,32 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	tr.mark("spawn init")
 	st.Pid = sp.proc.pid
 	st.Cgroup = cg.Config()
-	if err := sp.enc.Encode(initproc.Message{Type: initproc.MsgConfig, Config: cfg}); err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
+	if err := sp.configure(cfg); err != nil {
+		return nil, err
 	}
 	for {
-		var m initproc.Message
-		if err := sp.dec.Decode(&m); err != nil {
-			code, _ := sp.proc.wait()
-			sp = nil
-			return nil, fmt.Errorf("container init exited before it was ready (status %d)", code)
+		ev, err := sp.next()
+		if err != nil {
+			if _, ok := err.(*ProcessError); !ok {
+				sp = nil // reaped
+			}
+			return nil, err
 		}
-		switch m.Type {
-		case initproc.MsgCreateRuntime:
-			s := specState(st, Creating)
-			err := runHooks(ctx, "createRuntime", hooks.CreateRuntime, s)
-			if err == nil {
-				//lint:ignore SA1019 prestart is deprecated, still honoured
-				err = runHooks(ctx, "prestart", hooks.Prestart, s)
-			}
-			reply := initproc.Message{Type: initproc.MsgOK}
-			if err != nil {
-				reply = initproc.Message{Type: initproc.MsgError, Error: err.Error()}
-			}
-			if err := sp.enc.Encode(reply); err != nil {
-				return nil, err
-			}
-			continue
-		case initproc.MsgError:
-			return nil, &ProcessError{Code: m.Code, Msg: m.Error}
-		case initproc.MsgReady:
-		default:
-			return nil, fmt.Errorf("container init: unexpected message %q", m.Type)
+		if ev == evReady {
+			break
 		}
-		break
+		s := specState(st, Creating)
+		herr := runHooks(ctx, "createRuntime", hooks.CreateRuntime, s)
+		if herr == nil {
+			//lint:ignore SA1019 prestart is deprecated, still honoured
+			herr = runHooks(ctx, "prestart", hooks.Prestart, s)
+		}
+		if err := sp.answerHooks(herr); err != nil {
+			return nil, err
+		}
+		if herr != nil {
+			return nil, herr
+		}
 	}
 	tr.mark("init ready")
 	if st.Start, err = pidStartTime(st.Pid); err != nil {
@@ -324,21 +320,16 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	return &Container{dir: dir, st: st, cg: cg, sp: sp, tr: tr}, nil
 }
 
-// spawn starts the init: this binary, from a read-only mount of itself,
-// cloned into the new namespaces. Namespaces to join are entered by a
-// thread of ours just before the clone, which inherits them; that thread is
-// never given back to the Go scheduler.
-//
-// On cgroup v1, the cloning thread enters cg (see Group.EnterThread) so that
-// the init is born in it.
-func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group) (*spawned, error) {
+// spawn starts the container's init and returns what the parent holds of
+// it. With fast set (forkinit.Supported), the init is a forked child of
+// this process running a program of system calls compiled from cfg; else it
+// is this binary re-executed, from a read-only mount of itself, and sent
+// cfg (package initproc). Either way the clone happens on a thread of ours
+// that first enters the cgroup (v1; on v2 the clone goes into it) and the
+// namespaces to join; a thread whose namespaces changed is never given back
+// to the Go scheduler.
+func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group, cfg *initproc.Config, fast bool) (*spawned, error) {
 	tr := newTracer()
-	exe, err := selfExe()
-	if err != nil {
-		return nil, fmt.Errorf("open runtime binary: %w", err)
-	}
-	tr.mark("  selfExe")
-	defer func() { exe.Close(); tr.mark("  close exe") }()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("sync socket: %w", err)
@@ -370,30 +361,91 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 	// clone, or a finalizer may close it first.
 	keep := append([]*os.File{devnull(opts.Stdin), devnull(opts.Stdout), devnull(opts.Stderr)}, files...)
 	defer goruntime.KeepAlive(keep)
-	var fds []uintptr
-	for _, f := range keep {
-		fds = append(fds, f.Fd())
-	}
-	pidfd := -1
-	sysAttr.PidFD = &pidfd
-	attr := &syscall.ProcAttr{
-		// One P and no GC: the init lives a few milliseconds, and spare Ps
-		// only make the Go runtime start threads that spin.
-		Env:   []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1", "GOGC=off"},
-		Files: fds,
-		Sys:   sysAttr,
-	}
-	path := "/proc/self/fd/" + strconv.Itoa(int(exe.Fd()))
-	start := func() (*child, error) {
-		pid, err := syscall.ForkExec(path, []string{initproc.Argv0}, attr)
-		if err != nil {
-			return nil, err
+
+	var launch func() (*child, error)
+	var prog *forkinit.Program
+	if fast {
+		if prog, err = forkinit.Build(cfg, len(keep), syncFD); err != nil {
+			parent.Close()
+			return nil, errdefs.InvalidArgument("%v", err)
 		}
-		return &child{pid: pid, pidfd: pidfd}, nil
+		cgroupFD := -1
+		if sysAttr.UseCgroupFD {
+			cgroupFD = sysAttr.CgroupFD
+		}
+		launch = func() (*child, error) {
+			pid, pidfd, err := prog.Start(sysAttr.Cloneflags, keep, cgroupFD)
+			if err != nil {
+				return nil, err
+			}
+			return &child{pid: pid, pidfd: pidfd}, nil
+		}
+	} else {
+		exe, err := selfExe()
+		if err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("open runtime binary: %w", err)
+		}
+		defer exe.Close()
+		var fds []uintptr
+		for _, f := range keep {
+			fds = append(fds, f.Fd())
+		}
+		pidfd := -1
+		sysAttr.PidFD = &pidfd
+		attr := &syscall.ProcAttr{
+			// One P and no GC: the init lives a few milliseconds, and spare
+			// Ps only make the Go runtime start threads that spin.
+			Env:   []string{initproc.EnvInit + "=" + strconv.Itoa(syncFD), "GOMAXPROCS=1", "GOGC=off"},
+			Files: fds,
+			Sys:   sysAttr,
+		}
+		path := "/proc/self/fd/" + strconv.Itoa(int(exe.Fd()))
+		launch = func() (*child, error) {
+			pid, err := syscall.ForkExec(path, []string{initproc.Argv0}, attr)
+			if err != nil {
+				return nil, err
+			}
+			return &child{pid: pid, pidfd: pidfd}, nil
+		}
+	}
+	// run clones on the calling thread, locked; it reports whether the
+	// thread is as it was (and may go back to the scheduler).
+	run := func() (*child, bool, error) {
+		var leave func() error
+		if !cg.V2() {
+			var err error
+			if leave, err = cg.EnterThread(); err != nil {
+				return nil, false, err
+			}
+		}
+		for _, j := range ns.join {
+			if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
+				return nil, false, fmt.Errorf("join %s namespace %s: %w", j.typ, j.f.Name(), err)
+			}
+		}
+		p, err := launch()
+		clean := len(ns.join) == 0
+		if leave != nil {
+			if lerr := leave(); lerr != nil {
+				clean = false
+				if err == nil {
+					_ = p.kill()
+					_, _ = p.wait()
+					p, err = nil, lerr
+				}
+			}
+		}
+		return p, clean, err
 	}
 	var p *child
-	if len(ns.join) == 0 && cg.V2() {
-		p, err = start()
+	if len(ns.join) == 0 {
+		goruntime.LockOSThread()
+		var clean bool
+		p, clean, err = run()
+		if clean {
+			goruntime.UnlockOSThread()
+		}
 	} else {
 		type result struct {
 			p   *child
@@ -401,46 +453,19 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 		}
 		ch := make(chan result, 1)
 		go func() {
-			// This thread's namespaces are changed for good: keep it locked
-			// so it dies with the goroutine.
-			goruntime.LockOSThread()
-			var leave func() error
-			if !cg.V2() {
-				var err error
-				if leave, err = cg.EnterThread(); err != nil {
-					ch <- result{err: err}
-					return
-				}
-			}
-			for _, j := range ns.join {
-				if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
-					ch <- result{err: fmt.Errorf("join %s namespace %s: %w", j.typ, j.f.Name(), err)}
-					return
-				}
-			}
-			p, err := start()
-			if leave != nil {
-				if lerr := leave(); lerr != nil && err == nil {
-					_ = p.kill()
-					_, _ = p.wait()
-					p, err = nil, lerr
-				}
-				if len(ns.join) == 0 && err == nil {
-					// Back in our own cgroups, in our own namespaces.
-					goruntime.UnlockOSThread()
-				}
-			}
+			goruntime.LockOSThread() // for good: see above
+			p, _, err := run()
 			ch <- result{p, err}
 		}()
 		r := <-ch
 		p, err = r.p, r.err
 	}
-	tr.mark("  clone+exec")
+	tr.mark("  clone")
 	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
-	return &spawned{proc: p, sync: parent, dec: json.NewDecoder(parent), enc: json.NewEncoder(parent)}, nil
+	return &spawned{proc: p, sync: parent, dec: json.NewDecoder(parent), enc: json.NewEncoder(parent), prog: prog}, nil
 }
 
 type nsJoin struct {

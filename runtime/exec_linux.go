@@ -42,7 +42,7 @@ func (p *Process) Release() error { p.proc.release(); return nil }
 // cgroup, with proc's own user, capabilities, and the container's seccomp
 // filter.
 func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOptions) (*Process, error) {
-	if s := c.Status(); s != Running && s != Created && s != Paused {
+	if s := c.Status(); s != Running && s != Paused {
 		return nil, errdefs.Conflict("container %s is %s", c.st.ID, s)
 	}
 	if err := ValidateProcess(proc); err != nil {
@@ -115,7 +115,7 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		defer d.Close()
 		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(d.Fd())
 	}
-	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, c.cg)
+	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, c.cg, cfg, false)
 	if err != nil {
 		return nil, err
 	}

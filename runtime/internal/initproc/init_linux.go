@@ -280,14 +280,11 @@ func (s *session) waitAndExec() error {
 	return &initError{code: code, err: fmt.Errorf("exec %q: %w", p.Args[0], err)}
 }
 
-// lookPath resolves args[0] through PATH from env, in the container's view.
-func lookPath(args, env []string) (string, error) {
-	if len(args) == 0 {
-		return "", &initError{code: 1, err: errors.New("process.args is empty")}
-	}
-	name := args[0]
+// Candidates lists the paths exec tries for name: name itself if it has a
+// slash, else name in each directory of PATH (from env, or the default).
+func Candidates(name string, env []string) []string {
 	if strings.Contains(name, "/") {
-		return name, checkExecutable(name)
+		return []string{name}
 	}
 	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	for _, e := range env {
@@ -295,12 +292,23 @@ func lookPath(args, env []string) (string, error) {
 			path = v
 		}
 	}
-	var firstErr error
+	var out []string
 	for _, dir := range strings.Split(path, ":") {
 		if dir == "" {
 			dir = "."
 		}
-		p := dir + "/" + name
+		out = append(out, dir+"/"+name)
+	}
+	return out
+}
+
+// lookPath resolves args[0] through PATH from env, in the container's view.
+func lookPath(args, env []string) (string, error) {
+	if len(args) == 0 {
+		return "", &initError{code: 1, err: errors.New("process.args is empty")}
+	}
+	var firstErr error
+	for _, p := range Candidates(args[0], env) {
 		err := checkExecutable(p)
 		if err == nil {
 			return p, nil
@@ -313,7 +321,10 @@ func lookPath(args, env []string) (string, error) {
 	if firstErr != nil {
 		return "", firstErr
 	}
-	return "", &initError{code: 127, err: fmt.Errorf("exec: %q: executable file not found in $PATH", name)}
+	if strings.Contains(args[0], "/") {
+		return "", &initError{code: 127, err: fmt.Errorf("exec: %q: no such file or directory", args[0])}
+	}
+	return "", &initError{code: 127, err: fmt.Errorf("exec: %q: executable file not found in $PATH", args[0])}
 }
 
 func checkExecutable(p string) error {

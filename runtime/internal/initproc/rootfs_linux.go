@@ -92,12 +92,12 @@ func isBind(m specs.Mount) bool {
 	return false
 }
 
-// mountOptions is a spec mount's options split into mount(2) arguments.
-type mountOptions struct {
-	flags, clear uintptr // flags to set, and to clear (for remount)
-	prop         uintptr // propagation flags, applied after the mount
-	data         []string
-	bind, rec    bool
+// MountOptions is a spec mount's options split into mount(2) arguments.
+type MountOptions struct {
+	Flags, Clear uintptr // flags to set, and to clear (for remount)
+	Prop         uintptr // propagation flags, applied after the mount
+	Data         []string
+	Bind, Rec    bool
 }
 
 var mountFlags = map[string]struct {
@@ -126,47 +126,48 @@ var propagationFlags = map[string]uintptr{
 	"unbindable": unix.MS_UNBINDABLE, "runbindable": unix.MS_UNBINDABLE | unix.MS_REC,
 }
 
-func parseMountOptions(opts []string) mountOptions {
-	var o mountOptions
+// ParseMountOptions splits a spec mount's options.
+func ParseMountOptions(opts []string) MountOptions {
+	var o MountOptions
 	for _, opt := range opts {
 		if f, ok := mountFlags[opt]; ok {
 			if f.clear {
-				o.flags &^= f.flag
-				o.clear |= f.flag
+				o.Flags &^= f.flag
+				o.Clear |= f.flag
 			} else {
-				o.flags |= f.flag
+				o.Flags |= f.flag
 			}
 			continue
 		}
 		if p, ok := propagationFlags[opt]; ok {
-			o.prop = p
+			o.Prop = p
 			continue
 		}
 		switch opt {
 		case "bind":
-			o.bind = true
+			o.Bind = true
 		case "rbind":
-			o.bind, o.rec = true, true
+			o.Bind, o.Rec = true, true
 		case "tmpcopyup", "idmap", "ridmap", "copy-symlink", "notmpcopyup":
 			// Not supported; ignored as runc ignores unknown extensions.
 		default:
-			o.data = append(o.data, opt)
+			o.Data = append(o.Data, opt)
 		}
 	}
 	return o
 }
 
 func (s *session) mountOne(rootFD int, m specs.Mount) error {
-	o := parseMountOptions(m.Options)
+	o := ParseMountOptions(m.Options)
 	if m.Type == "bind" {
-		o.bind = true
+		o.Bind = true
 	}
 	if m.Type == "cgroup" {
 		return s.mountCgroup(rootFD, m, o)
 	}
 	dest := m.Destination
 	isFile := false
-	if o.bind {
+	if o.Bind {
 		st, err := os.Stat(m.Source)
 		if err != nil {
 			return err
@@ -178,33 +179,33 @@ func (s *session) mountOne(rootFD int, m specs.Mount) error {
 		return err
 	}
 	defer unix.Close(fd)
-	data := strings.Join(o.data, ",")
-	if o.bind {
+	data := strings.Join(o.Data, ",")
+	if o.Bind {
 		flags := uintptr(unix.MS_BIND)
-		if o.rec {
+		if o.Rec {
 			flags |= unix.MS_REC
 		}
 		if err := mount(m.Source, fdPath(fd), "", flags, ""); err != nil {
 			return err
 		}
 		// Flags of a bind mount are set by a remount of it.
-		if o.flags&^unix.MS_REMOUNT != 0 || o.clear != 0 {
-			if err := remountInRoot(rootFD, dest, o.flags); err != nil {
+		if o.Flags&^unix.MS_REMOUNT != 0 || o.Clear != 0 {
+			if err := remountInRoot(rootFD, dest, o.Flags); err != nil {
 				return err
 			}
 		}
 	} else {
-		if err := mount(m.Source, fdPath(fd), m.Type, o.flags, data); err != nil {
+		if err := mount(m.Source, fdPath(fd), m.Type, o.Flags, data); err != nil {
 			return err
 		}
 	}
-	if o.prop != 0 {
+	if o.Prop != 0 {
 		nfd, err := openInRoot(rootFD, dest, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(nfd)
-		if err := mount("", fdPath(nfd), "", o.prop, ""); err != nil {
+		if err := mount("", fdPath(nfd), "", o.Prop, ""); err != nil {
 			return fmt.Errorf("set propagation: %w", err)
 		}
 	}
@@ -236,7 +237,7 @@ func remount(target string, flags uintptr) error {
 // v2 a cgroup2 mount (which a cgroup namespace roots at the container's
 // cgroup); on v1 a tmpfs with one bind of the container's cgroup directory
 // per controller.
-func (s *session) mountCgroup(rootFD int, m specs.Mount, o mountOptions) error {
+func (s *session) mountCgroup(rootFD int, m specs.Mount, o MountOptions) error {
 	cg := s.c.Cgroup
 	fd, err := mkdirAllInRoot(rootFD, m.Destination, false)
 	if err != nil {
@@ -244,16 +245,16 @@ func (s *session) mountCgroup(rootFD int, m specs.Mount, o mountOptions) error {
 	}
 	defer unix.Close(fd)
 	if cg.V2 {
-		if err := mount("cgroup2", fdPath(fd), "cgroup2", o.flags, ""); err == nil {
+		if err := mount("cgroup2", fdPath(fd), "cgroup2", o.Flags, ""); err == nil {
 			return nil
 		}
 		// Without a cgroup namespace of our own, bind the cgroup directory.
 		if err := mount(cg.Paths[""], fdPath(fd), "", unix.MS_BIND, ""); err != nil {
 			return err
 		}
-		return remountInRoot(rootFD, m.Destination, o.flags)
+		return remountInRoot(rootFD, m.Destination, o.Flags)
 	}
-	if err := mount("tmpfs", fdPath(fd), "tmpfs", o.flags&^unix.MS_RDONLY, "mode=755"); err != nil {
+	if err := mount("tmpfs", fdPath(fd), "tmpfs", o.Flags&^unix.MS_RDONLY, "mode=755"); err != nil {
 		return err
 	}
 	for name, host := range cg.Paths {
@@ -270,12 +271,12 @@ func (s *session) mountCgroup(rootFD int, m specs.Mount, o mountOptions) error {
 		if err != nil {
 			return fmt.Errorf("bind cgroup %s: %w", name, err)
 		}
-		if err := remountInRoot(rootFD, dest, o.flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
+		if err := remountInRoot(rootFD, dest, o.Flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC); err != nil {
 			return err
 		}
 	}
-	if o.flags&unix.MS_RDONLY != 0 {
-		return remountInRoot(rootFD, m.Destination, o.flags)
+	if o.Flags&unix.MS_RDONLY != 0 {
+		return remountInRoot(rootFD, m.Destination, o.Flags)
 	}
 	return nil
 }
@@ -336,27 +337,28 @@ func mkdirAllInRoot(rootFD int, p string, file bool) (int, error) {
 	return parent, nil
 }
 
-type device struct {
-	path         string
-	typ          uint32
-	major, minor int64
-	mode         uint32
+// Device is a device node to create in the container.
+type Device struct {
+	Path         string
+	Type         uint32 // S_IFCHR, S_IFBLK or S_IFIFO
+	Major, Minor int64
+	Mode         uint32
+	UID, GID     int // -1: leave
 }
 
-var defaultDevices = []device{
-	{"/dev/null", unix.S_IFCHR, 1, 3, 0o666},
-	{"/dev/zero", unix.S_IFCHR, 1, 5, 0o666},
-	{"/dev/full", unix.S_IFCHR, 1, 7, 0o666},
-	{"/dev/random", unix.S_IFCHR, 1, 8, 0o666},
-	{"/dev/urandom", unix.S_IFCHR, 1, 9, 0o666},
-	{"/dev/tty", unix.S_IFCHR, 5, 0, 0o666},
+var defaultDevices = []Device{
+	{"/dev/null", unix.S_IFCHR, 1, 3, 0o666, -1, -1},
+	{"/dev/zero", unix.S_IFCHR, 1, 5, 0o666, -1, -1},
+	{"/dev/full", unix.S_IFCHR, 1, 7, 0o666, -1, -1},
+	{"/dev/random", unix.S_IFCHR, 1, 8, 0o666, -1, -1},
+	{"/dev/urandom", unix.S_IFCHR, 1, 9, 0o666, -1, -1},
+	{"/dev/tty", unix.S_IFCHR, 5, 0, 0o666, -1, -1},
 }
 
-// createDevices makes the default devices, the spec's devices and the
-// usual /dev links.
-func createDevices(rootFD int, spec *specs.Spec) error {
-	var devs []device
-	var owners []specs.LinuxDevice
+// Devices lists the device nodes a container gets: the spec's, then the
+// default ones it does not list.
+func Devices(spec *specs.Spec) ([]Device, error) {
+	var devs []Device
 	seen := map[string]bool{}
 	if spec.Linux != nil {
 		for _, d := range spec.Linux.Devices {
@@ -368,26 +370,40 @@ func createDevices(rootFD int, spec *specs.Spec) error {
 				typ = unix.S_IFIFO
 			case "c", "u":
 			default:
-				return fmt.Errorf("device %s: unknown type %q", d.Path, d.Type)
+				return nil, fmt.Errorf("device %s: unknown type %q", d.Path, d.Type)
 			}
 			mode := uint32(0o666)
 			if d.FileMode != nil {
 				mode = uint32(*d.FileMode) & 0o7777
 			}
-			devs = append(devs, device{d.Path, typ, d.Major, d.Minor, mode})
-			owners = append(owners, d)
+			dev := Device{d.Path, typ, d.Major, d.Minor, mode, -1, -1}
+			if d.UID != nil {
+				dev.UID = int(*d.UID)
+			}
+			if d.GID != nil {
+				dev.GID = int(*d.GID)
+			}
+			devs = append(devs, dev)
 			seen[path.Clean(d.Path)] = true
 		}
 	}
 	for _, d := range defaultDevices {
-		if !seen[d.path] {
+		if !seen[d.Path] {
 			devs = append(devs, d)
-			owners = append(owners, specs.LinuxDevice{})
 		}
 	}
-	for i, d := range devs {
-		if err := makeDevice(rootFD, d, owners[i]); err != nil {
-			return fmt.Errorf("create device %s: %w", d.path, err)
+	return devs, nil
+}
+
+// createDevices makes the devices and the usual /dev links.
+func createDevices(rootFD int, spec *specs.Spec) error {
+	devs, err := Devices(spec)
+	if err != nil {
+		return err
+	}
+	for _, d := range devs {
+		if err := makeDevice(rootFD, d); err != nil {
+			return fmt.Errorf("create device %s: %w", d.Path, err)
 		}
 	}
 	links := [][2]string{
@@ -419,45 +435,39 @@ func createDevices(rootFD int, spec *specs.Spec) error {
 	return nil
 }
 
-func makeDevice(rootFD int, d device, owner specs.LinuxDevice) error {
-	dir, name := path.Split(path.Clean("/" + d.path))
+func makeDevice(rootFD int, d Device) error {
+	dir, name := path.Split(path.Clean("/" + d.Path))
 	dfd, err := mkdirAllInRoot(rootFD, dir, false)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(dfd)
 	_ = unix.Unlinkat(dfd, name, 0)
-	err = unix.Mknodat(dfd, name, d.typ|d.mode, int(unix.Mkdev(uint32(d.major), uint32(d.minor))))
+	err = unix.Mknodat(dfd, name, d.Type|d.Mode, int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))))
 	if err == unix.EPERM {
-		// In a user namespace, device nodes cannot be made: bind the host's.
+		// In a user namespace, or refused by the device cgroup: bind the
+		// host's node instead.
 		fd, err := unix.Openat(dfd, name, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
 		if err != nil {
 			return err
 		}
 		unix.Close(fd)
-		nfd, err := openInRoot(rootFD, d.path, 0)
+		nfd, err := openInRoot(rootFD, d.Path, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(nfd)
-		return mount(d.path, fdPath(nfd), "", unix.MS_BIND, "")
+		return mount(d.Path, fdPath(nfd), "", unix.MS_BIND, "")
 	}
 	if err != nil {
 		return err
 	}
 	// mknod applies the umask; set the mode asked for.
-	if err := unix.Fchmodat(dfd, name, d.mode, 0); err != nil {
+	if err := unix.Fchmodat(dfd, name, d.Mode, 0); err != nil {
 		return err
 	}
-	uid, gid := -1, -1
-	if owner.UID != nil {
-		uid = int(*owner.UID)
-	}
-	if owner.GID != nil {
-		gid = int(*owner.GID)
-	}
-	if uid != -1 || gid != -1 {
-		return unix.Fchownat(dfd, name, uid, gid, unix.AT_SYMLINK_NOFOLLOW)
+	if d.UID != -1 || d.GID != -1 {
+		return unix.Fchownat(dfd, name, d.UID, d.GID, unix.AT_SYMLINK_NOFOLLOW)
 	}
 	return nil
 }

@@ -1,0 +1,340 @@
+package forkinit
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// op kinds.
+const (
+	kSys       = iota // a plain system call
+	kOpenMkdir        // open a path in the root, creating it if missing
+	kRemount          // bind-remount keeping the flags the kernel locks
+	kMask             // mask a path: tmpfs on a directory, /dev/null on a file
+	kMknod            // make a device node, or bind the host's if refused
+	kLook             // find the executable among candidates
+	kExec             // execve the found executable
+	kWait             // read one byte (start signal)
+	kReport           // write a message to the sync socket
+	kHooks            // ask the parent to run hooks, wait for its answer
+)
+
+// op is one step of the child's program. It holds no Go pointers: the
+// child never writes a pointer (no write barrier) and the parent keeps
+// what the uintptrs point to alive.
+type op struct {
+	kind   uintptr
+	nr     uintptr
+	a      [6]uintptr
+	ok     [2]uintptr // errnos that are not a failure
+	slot   uintptr    // fd number to move a returned fd to (0: none)
+	skipOK uintptr    // ops to skip after success
+	skipEr uintptr    // ops to skip after a tolerated error
+	code   uintptr    // exit status on failure
+}
+
+// scratch is memory the child writes: stat and statfs results, the
+// message it reports. The parent allocates it; the child's copy is its
+// own.
+type scratch struct {
+	stat   unix.Stat_t
+	statfs unix.Statfs_t
+	msg    [4]uint32
+	found  uintptr
+	one    [1]byte
+	// sigmask is the forking thread's signal mask, restored before exec.
+	sigmask uint64
+	// cands are the executable's candidate paths (NUL-terminated bytes
+	// the parent keeps alive), for kLook. The child only reads them.
+	cands []uintptr
+}
+
+// cloneArgs is struct clone_args.
+type cloneArgs struct {
+	flags      uint64
+	pidfd      uint64
+	childTID   uint64
+	parentTID  uint64
+	exitSignal uint64
+	stack      uint64
+	stackSize  uint64
+	tls        uint64
+	setTID     uint64
+	setTIDSize uint64
+	cgroup     uint64
+}
+
+// Messages the child writes to the sync socket: msg[0] is the op index of
+// a failure, or one of these.
+const (
+	msgReady = 0xffffffff
+	msgHooks = 0xfffffffe
+)
+
+// forkRun clones the child and, in it, runs the program. It returns the
+// child's pid in the parent; it never returns in the child.
+//
+//go:norace
+//go:nosplit
+func forkRun(args *cloneArgs, ops []op, s *scratch, syncFD uintptr) (pid uintptr, err unix.Errno) {
+	r, _, e := unix.RawSyscall(unix.SYS_CLONE3, uintptr(unsafe.Pointer(args)), unsafe.Sizeof(*args), 0)
+	if e != 0 || r != 0 {
+		return r, e
+	}
+	runOps(ops, s, syncFD)
+	for {
+		unix.RawSyscall(unix.SYS_EXIT_GROUP, 1, 0, 0)
+	}
+}
+
+// runOps is the child.
+//
+//go:norace
+//go:nosplit
+func runOps(ops []op, s *scratch, syncFD uintptr) {
+	for i := 0; i < len(ops); i++ {
+		o := &ops[i]
+		e := step(o, s, syncFD)
+		if e == 0 {
+			i += int(o.skipOK)
+			continue
+		}
+		if e == o.ok[0] || e == o.ok[1] {
+			i += int(o.skipEr)
+			continue
+		}
+		code := o.code
+		if code == 0 {
+			code = 1
+		}
+		if o.kind == kExec || o.kind == kLook {
+			code = e >> 16
+			e &= 0xffff
+		}
+		s.msg[0], s.msg[1], s.msg[2] = uint32(i), uint32(e), uint32(code)
+		unix.RawSyscall(unix.SYS_WRITE, syncFD, uintptr(unsafe.Pointer(&s.msg[0])), 16)
+		for {
+			unix.RawSyscall(unix.SYS_EXIT_GROUP, code, 0, 0)
+		}
+	}
+}
+
+// step runs one op and returns 0 or an errno (for kLook and kExec, the
+// exit code in the bits above 16).
+//
+//go:norace
+//go:nosplit
+func step(o *op, s *scratch, syncFD uintptr) uintptr {
+	switch o.kind {
+	case kSys:
+		r, _, e := unix.RawSyscall6(o.nr, o.a[0], o.a[1], o.a[2], o.a[3], o.a[4], o.a[5])
+		if e != 0 {
+			return uintptr(e)
+		}
+		if o.slot != 0 {
+			return moveFD(r, o.slot)
+		}
+	case kOpenMkdir:
+		// a: root fd, path, open_how, parent fd, name, is-file
+		r, _, e := unix.RawSyscall6(unix.SYS_OPENAT2, o.a[0], o.a[1], o.a[2], 24, 0, 0)
+		if e == unix.ENOENT {
+			if o.a[5] != 0 {
+				fd, _, e2 := unix.RawSyscall6(unix.SYS_OPENAT, o.a[3], o.a[4], unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0o644, 0, 0)
+				if e2 == 0 {
+					unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+				} else if e2 != unix.EEXIST {
+					return uintptr(e2)
+				}
+			} else {
+				_, _, e2 := unix.RawSyscall(unix.SYS_MKDIRAT, o.a[3], o.a[4], 0o755)
+				if e2 != 0 && e2 != unix.EEXIST {
+					return uintptr(e2)
+				}
+			}
+			r, _, e = unix.RawSyscall6(unix.SYS_OPENAT2, o.a[0], o.a[1], o.a[2], 24, 0, 0)
+		}
+		if e != 0 {
+			return uintptr(e)
+		}
+		return moveFD(r, o.slot)
+	case kRemount:
+		// a: target, flags, locked-flags mask
+		_, _, e := unix.RawSyscall(unix.SYS_STATFS, o.a[0], uintptr(unsafe.Pointer(&s.statfs)), 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		flags := o.a[1] | uintptr(s.statfs.Flags)&o.a[2] | unix.MS_BIND | unix.MS_REMOUNT
+		_, _, e = unix.RawSyscall6(unix.SYS_MOUNT, o.a[3], o.a[0], o.a[3], flags, o.a[3], 0)
+		return uintptr(e)
+	case kMask:
+		// a: path, "/dev/null", "tmpfs", "size=0"
+		_, _, e := unix.RawSyscall6(unix.SYS_NEWFSTATAT, atFDCWD, o.a[0], uintptr(unsafe.Pointer(&s.stat)), 0, 0, 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		if s.stat.Mode&unix.S_IFMT == unix.S_IFDIR {
+			_, _, e = unix.RawSyscall6(unix.SYS_MOUNT, o.a[2], o.a[0], o.a[2], unix.MS_RDONLY, o.a[3], 0)
+		} else {
+			_, _, e = unix.RawSyscall6(unix.SYS_MOUNT, o.a[1], o.a[0], 0, unix.MS_BIND, 0, 0)
+		}
+		return uintptr(e)
+	case kMknod:
+		// a: dir fd, name, mode, dev, host path, target path (/proc/self/fd/N of a fresh open)
+		_, _, e := unix.RawSyscall6(unix.SYS_MKNODAT, o.a[0], o.a[1], o.a[2], o.a[3], 0, 0)
+		if e != unix.EPERM {
+			return uintptr(e)
+		}
+		// Refused (device cgroup, or no CAP_MKNOD): bind the host's node.
+		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, o.a[0], o.a[1], unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644, 0, 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		fd, _, e = unix.RawSyscall6(unix.SYS_OPENAT, o.a[0], o.a[1], unix.O_PATH|unix.O_CLOEXEC, 0, 0, 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		if e := moveFD(fd, o.slot); e != 0 {
+			return e
+		}
+		_, _, e = unix.RawSyscall6(unix.SYS_MOUNT, o.a[4], o.a[5], 0, unix.MS_BIND, 0, 0)
+		return uintptr(e)
+	case kLook:
+		noexec := false
+		for i := 0; i < len(s.cands); i++ {
+			p := s.cands[i]
+			_, _, e := unix.RawSyscall6(unix.SYS_NEWFSTATAT, atFDCWD, p, uintptr(unsafe.Pointer(&s.stat)), 0, 0, 0)
+			if e != 0 {
+				if e != unix.ENOENT && e != unix.ENOTDIR {
+					noexec = true
+				}
+				continue
+			}
+			if s.stat.Mode&unix.S_IFMT == unix.S_IFDIR || s.stat.Mode&0o111 == 0 {
+				noexec = true
+				continue
+			}
+			s.found = p
+			return 0
+		}
+		if noexec {
+			return 126<<16 | uintptr(unix.EACCES)
+		}
+		return 127<<16 | uintptr(unix.ENOENT)
+	case kExec:
+		// a: argv, envp
+		_, _, e := unix.RawSyscall(unix.SYS_EXECVE, s.found, o.a[0], o.a[1])
+		if e == unix.ENOENT {
+			return 127<<16 | uintptr(e)
+		}
+		return 126<<16 | uintptr(e)
+	case kWait:
+		// a: fd
+		for {
+			n, _, e := unix.RawSyscall(unix.SYS_READ, o.a[0], uintptr(unsafe.Pointer(&s.one[0])), 1)
+			if e == unix.EINTR {
+				continue
+			}
+			if e != 0 {
+				return uintptr(e)
+			}
+			if n != 1 {
+				return uintptr(unix.EPIPE)
+			}
+			return 0
+		}
+	case kReport, kHooks:
+		s.msg[0] = msgReady
+		if o.kind == kHooks {
+			s.msg[0] = msgHooks
+		}
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, syncFD, uintptr(unsafe.Pointer(&s.msg[0])), 16)
+		if e != 0 || o.kind == kReport {
+			return uintptr(e)
+		}
+		n, _, e := unix.RawSyscall(unix.SYS_READ, syncFD, uintptr(unsafe.Pointer(&s.one[0])), 1)
+		if e != 0 {
+			return uintptr(e)
+		}
+		if n != 1 || s.one[0] != 0 {
+			return uintptr(unix.ECANCELED)
+		}
+	}
+	return 0
+}
+
+// moveFD puts fd at number slot (close-on-exec) and closes fd.
+//
+//go:norace
+//go:nosplit
+func moveFD(fd, slot uintptr) uintptr {
+	if fd == slot {
+		return 0
+	}
+	_, _, e := unix.RawSyscall(unix.SYS_DUP3, fd, slot, unix.O_CLOEXEC)
+	unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+	return uintptr(e)
+}
+
+// Start forks the child that runs p, with clone flags (namespaces) and,
+// if cgroupFD is not negative, straight into that cgroup (v2). files
+// become the child's descriptors 0, 1, 2, ... It returns the child's pid and
+// a pidfd for it. The calling goroutine must be locked to its thread (the
+// child is born in that thread's cgroups, on v1).
+func (p *Program) Start(flags uintptr, files []*os.File, cgroupFD int) (pid, pidfd int, err error) {
+	if len(files) != p.nfds {
+		return 0, 0, fmt.Errorf("forkinit: %d files for a program built for %d", len(files), p.nfds)
+	}
+	// Every descriptor is first copied above the range it goes to, so
+	// that the child's dup3s into place never overwrite one another.
+	var high []int
+	defer func() {
+		for _, fd := range high {
+			unix.Close(fd)
+		}
+	}()
+	for i, f := range files {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, len(files)+nslots)
+		if err != nil {
+			return 0, 0, fmt.Errorf("forkinit: dup descriptor %d: %w", i, err)
+		}
+		high = append(high, fd)
+		p.ops[i].a[0] = uintptr(fd)
+	}
+	pidfdOut := new(int32)
+	args := &cloneArgs{
+		flags:      uint64(flags) | unix.CLONE_PIDFD,
+		pidfd:      uint64(uintptr(unsafe.Pointer(pidfdOut))),
+		exitSignal: uint64(unix.SIGCHLD),
+	}
+	if cgroupFD >= 0 {
+		args.flags |= unix.CLONE_INTO_CGROUP
+		args.cgroup = uint64(cgroupFD)
+	}
+	all := ^uint64(0)
+	syscall.ForkLock.Lock()
+	// No signal handler may run in the child: it has no Go runtime to run
+	// it. The child restores this mask just before execve.
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&p.s.sigmask)), 8, 0, 0)
+	r, e := forkRun(args, p.ops, p.s, p.sync)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.s.sigmask)), 0, 8, 0, 0)
+	syscall.ForkLock.Unlock()
+	runtime.KeepAlive(p)
+	runtime.KeepAlive(files)
+	runtime.KeepAlive(args)
+	if e != 0 {
+		return 0, 0, fmt.Errorf("clone: %w", e)
+	}
+	return int(r), int(*pidfdOut), nil
+}
+
+// ptr returns the address of a buffer the program keeps alive.
+func ptr[T any](p *T) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// atFDCWD is AT_FDCWD (-100) as a system call argument.
+const atFDCWD = ^uintptr(99)
