@@ -173,13 +173,10 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		res, cgPath = spec.Linux.Resources, spec.Linux.CgroupsPath
 	}
 	tr.mark("spec, state dir")
-	// The init is born in its cgroup: on v2 through CLONE_INTO_CGROUP, on
-	// v1 because the thread that clones it enters the cgroup first.
-	if cg, err = rcgroups.Create(rcgroups.ResolvePath(cgPath, id), res); err != nil {
+	if cg, err = rcgroups.New(rcgroups.ResolvePath(cgPath, id), res); err != nil {
 		return nil, err
 	}
 	v2 := cg.V2()
-	tr.mark("cgroup create")
 
 	proc := spec.Process
 	cfg := &initproc.Config{
@@ -269,7 +266,20 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 
 	_, forceReexec := os.LookupEnv("BERTH_RUNTIME_REEXEC_INIT")
-	sp, err = spawn(ns, sysAttr, opts, files, cg, cfg, forkinit.Supported(cfg) && !forceReexec)
+	fast := forkinit.Supported(cfg) && !forceReexec
+	// On v2 the init is cloned into its cgroup (CLONE_INTO_CGROUP); on v1
+	// a re-executed init is born in it too (the cloning thread enters it
+	// first), while the fast path's child makes its first mounts as the
+	// parent makes the cgroup, then moves itself in.
+	late := fast && !v2
+	if !late {
+		if err := cg.Make(); err != nil {
+			cg = nil
+			return nil, err
+		}
+		tr.mark("cgroup create")
+	}
+	sp, err = spawn(ns, sysAttr, opts, files, cg, cfg, fast, late)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +289,22 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	st.Cgroup = cg.Config()
 	if err := sp.configure(cfg); err != nil {
 		return nil, err
+	}
+	if st.Start, err = pidStartTime(st.Pid); err != nil {
+		return nil, fmt.Errorf("container init died: %w", err)
+	}
+	if err := st.write(dir); err != nil {
+		return nil, err
+	}
+	if late {
+		err := cg.Make()
+		if gerr := forkinit.Go(sp.sync, err == nil); err == nil {
+			err = gerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		tr.mark("cgroup create (late)")
 	}
 	for {
 		ev, err := sp.next()
@@ -305,12 +331,6 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		}
 	}
 	tr.mark("init ready")
-	if st.Start, err = pidStartTime(st.Pid); err != nil {
-		return nil, fmt.Errorf("container init died: %w", err)
-	}
-	if err := st.write(dir); err != nil {
-		return nil, err
-	}
 	if opts.PidFile != "" {
 		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(st.Pid)), 0o644); err != nil {
 			return nil, fmt.Errorf("pid file: %w", err)
@@ -328,7 +348,10 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 // that first enters the cgroup (v1; on v2 the clone goes into it) and the
 // namespaces to join; a thread whose namespaces changed is never given back
 // to the Go scheduler.
-func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group, cfg *initproc.Config, fast bool) (*spawned, error) {
+//
+// With late set (fast path, cgroup v1), the child joins the cgroup itself
+// once the parent has made it and says so (forkinit.Go).
+func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group, cfg *initproc.Config, fast, late bool) (*spawned, error) {
 	tr := newTracer()
 	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -365,10 +388,15 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 	var launch func() (*child, error)
 	var prog *forkinit.Program
 	if fast {
-		if prog, err = forkinit.Build(cfg, len(keep), syncFD); err != nil {
+		var join []string
+		if late {
+			join = cg.JoinFiles()
+		}
+		if prog, err = forkinit.Build(cfg, len(keep), syncFD, join); err != nil {
 			parent.Close()
 			return nil, errdefs.InvalidArgument("%v", err)
 		}
+		tr.mark("  build program")
 		cgroupFD := -1
 		if sysAttr.UseCgroupFD {
 			cgroupFD = sysAttr.CgroupFD
@@ -413,11 +441,12 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 	// thread is as it was (and may go back to the scheduler).
 	run := func() (*child, bool, error) {
 		var leave func() error
-		if !cg.V2() {
+		if !cg.V2() && !late {
 			var err error
 			if leave, err = cg.EnterThread(); err != nil {
 				return nil, false, err
 			}
+			tr.mark("  enter cgroup")
 		}
 		for _, j := range ns.join {
 			if err := unix.Setns(int(j.f.Fd()), j.flag); err != nil {
@@ -425,6 +454,7 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 			}
 		}
 		p, err := launch()
+		tr.mark("  clone")
 		clean := len(ns.join) == 0
 		if leave != nil {
 			if lerr := leave(); lerr != nil {
@@ -460,7 +490,7 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 		r := <-ch
 		p, err = r.p, r.err
 	}
-	tr.mark("  clone")
+	tr.mark("  leave cgroup")
 	if err != nil {
 		parent.Close()
 		return nil, fmt.Errorf("start container init: %w", err)

@@ -11,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -38,6 +39,7 @@ type Config struct {
 type Group struct {
 	cfg Config
 	m   cgroups.Manager
+	res *cgroups.Resources // to apply, until Make
 }
 
 // ResolvePath turns the spec's cgroupsPath into a path under the hierarchy
@@ -87,12 +89,26 @@ func UnifiedHost() bool { return cgroups.IsCgroup2UnifiedMode() }
 // Create makes the cgroup at cgPath (from ResolvePath) and applies the
 // resources to it. Nothing is left behind when it fails.
 func Create(cgPath string, r *specs.LinuxResources) (*Group, error) {
+	g, err := New(cgPath, r)
+	if err != nil {
+		return nil, err
+	}
+	if err := g.Make(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// New plans the cgroup at cgPath with the resources, without making it:
+// its directories are known (Config, MountPaths, JoinFiles) and Make
+// creates it.
+func New(cgPath string, r *specs.LinuxResources) (*Group, error) {
 	res, err := Resources(r)
 	if err != nil {
 		return nil, err
 	}
 	c := &cgroups.Cgroup{Path: cgPath, Resources: res}
-	g := &Group{cfg: Config{Path: cgPath, V2: cgroups.IsCgroup2UnifiedMode()}}
+	g := &Group{cfg: Config{Path: cgPath, V2: cgroups.IsCgroup2UnifiedMode()}, res: res}
 	// On v1 the device rules are written as listed (the library would
 	// reorder them; the spec says they apply in order).
 	res.SkipDevices = !g.cfg.V2
@@ -104,22 +120,49 @@ func Create(cgPath string, r *specs.LinuxResources) (*Group, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroup %s: %w", cgPath, err)
 	}
+	g.cfg.Paths = g.m.GetPaths()
+	return g, nil
+}
+
+// JoinFiles lists, on v1, the files a single-threaded process writes "0"
+// to to move itself into the group without the cost EnterThread explains
+// (the hybrid host's cgroup2 hierarchy is left out).
+func (g *Group) JoinFiles() []string {
+	if g.cfg.V2 {
+		return nil
+	}
+	var out []string
+	for _, p := range g.cfg.Paths {
+		// The group is not made yet: ask its hierarchy's root.
+		root, _ := strings.CutSuffix(p, g.cfg.Path)
+		if !isUnified(root) {
+			out = append(out, filepath.Join(p, "tasks"))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Make creates the planned group and applies its resources; nothing is
+// left when it fails.
+func (g *Group) Make() error {
+	cgPath, res := g.cfg.Path, g.res
 	if err := g.m.Apply(-1); err != nil {
 		_ = g.m.Destroy()
-		return nil, fmt.Errorf("create cgroup %s: %w", cgPath, err)
+		return fmt.Errorf("create cgroup %s: %w", cgPath, err)
 	}
 	if err := g.m.Set(res); err != nil {
 		_ = g.m.Destroy()
-		return nil, fmt.Errorf("set cgroup %s: %w", cgPath, err)
+		return fmt.Errorf("set cgroup %s: %w", cgPath, err)
 	}
 	g.cfg.Paths = g.m.GetPaths()
 	if res.SkipDevices {
 		if err := writeDeviceRules(g.cfg.Paths["devices"], res.Devices); err != nil {
 			_ = g.m.Destroy()
-			return nil, err
+			return err
 		}
 	}
-	return g, nil
+	return nil
 }
 
 // writeDeviceRules applies v1 device rules in order, creating the

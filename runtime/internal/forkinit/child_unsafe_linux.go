@@ -22,6 +22,7 @@ const (
 	kWait             // read one byte (start signal)
 	kReport           // write a message to the sync socket
 	kHooks            // ask the parent to run hooks, wait for its answer
+	kGo               // wait for the parent's go-ahead (one zero byte)
 )
 
 // op is one step of the child's program. It holds no Go pointers: the
@@ -247,6 +248,14 @@ func step(o *op, s *scratch, syncFD uintptr) uintptr {
 				return uintptr(unix.EPIPE)
 			}
 			return 0
+		}
+	case kGo:
+		n, _, e := unix.RawSyscall(unix.SYS_READ, syncFD, uintptr(unsafe.Pointer(&s.one[0])), 1)
+		if e != 0 {
+			return uintptr(e)
+		}
+		if n != 1 || s.one[0] != 0 {
+			return uintptr(unix.ECANCELED)
 		}
 	case kReport, kHooks:
 		s.msg[0] = msgReady

@@ -69,10 +69,25 @@ const (
 )
 
 type builder struct {
-	p    *Program
-	base uintptr
-	how  uintptr
-	last uint64 // cap_last_cap
+	p      *Program
+	base   uintptr
+	how    uintptr
+	last   uint64   // cap_last_cap
+	join   []string // cgroup files to write 0 to, once the parent says go
+	joined bool
+}
+
+// joinCgroup waits for the parent's go-ahead and moves the child into its
+// cgroup.
+func (b *builder) joinCgroup() {
+	if b.joined || len(b.join) == 0 {
+		return
+	}
+	b.joined = true
+	b.add("wait for the cgroup", op{kind: kGo})
+	for _, f := range b.join {
+		b.writeFile("join cgroup "+path.Dir(f), f, "0")
+	}
 }
 
 func (b *builder) slot(n int) uintptr { return b.base + uintptr(n) }
@@ -157,9 +172,15 @@ func (b *builder) remount(desc string, target uintptr, flags uintptr) {
 // Build compiles the init that c describes. files is how many
 // descriptors the child gets (stdio, then the rest in order); syncFD is
 // where the sync socket is among them.
-func Build(c *initproc.Config, files, syncFD int) (*Program, error) {
+//
+// With join set (cgroup v1), the child is not born in its cgroup: it
+// starts on the root while the parent makes the cgroup, then waits for the
+// parent's go-ahead (see Go) and moves itself in by writing "0" to each of
+// the join files — before its cgroup mount and before anything of the
+// container runs.
+func Build(c *initproc.Config, files, syncFD int, join []string) (*Program, error) {
 	p := &Program{s: &scratch{}, nfds: files, sync: uintptr(syncFD)}
-	b := &builder{p: p, base: uintptr(files)}
+	b := &builder{p: p, base: uintptr(files), join: join}
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	p.keep = append(p.keep, how)
 	b.how = ptr(how)
@@ -251,10 +272,14 @@ func (b *builder) prepareRoot(c *initproc.Config) error {
 		if path.Clean(m.Destination) == "/dev" && isBind(m) {
 			bindDev = true
 		}
+		if m.Type == "cgroup" {
+			b.joinCgroup()
+		}
 		if err := b.mountOne(c, m); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
 	}
+	b.joinCgroup()
 	if !bindDev {
 		return b.devices(spec)
 	}
@@ -638,6 +663,10 @@ func (p *Program) ReadMessage(r io.Reader) (Message, error) {
 	}
 	return Message{Err: fmt.Errorf("%s: %w", desc, errno), Code: code}, nil
 }
+
+// Go tells a child built with join files that its cgroup is made (ok), or
+// to give up. Answer tells a child waiting on hooks the same way.
+func Go(w io.Writer, ok bool) error { return Answer(w, ok) }
 
 // Answer tells a child waiting on hooks to go on (ok) or give up.
 func Answer(w io.Writer, ok bool) error {
