@@ -428,7 +428,15 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 			Files: fds,
 			Sys:   sysAttr,
 		}
-		path := "/proc/self/fd/" + strconv.Itoa(int(exe.Fd()))
+		// The child resolves this path after its descriptors are moved into
+		// place (0..len(keep)-1): the binary's must be above them.
+		high, err := unix.FcntlInt(exe.Fd(), unix.F_DUPFD_CLOEXEC, len(keep))
+		if err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("open runtime binary: %w", err)
+		}
+		defer unix.Close(high)
+		path := "/proc/self/fd/" + strconv.Itoa(high)
 		launch = func() (*child, error) {
 			pid, err := syscall.ForkExec(path, []string{initproc.Argv0}, attr)
 			if err != nil {

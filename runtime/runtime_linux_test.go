@@ -562,3 +562,19 @@ func TestTerminal(t *testing.T) {
 		t.Errorf("output %q", out)
 	}
 }
+
+// TestReexecInit runs the main tests again with the init that re-executes
+// the runtime (package initproc), which containers the fast path does not
+// cover (user namespaces, terminals, container hooks) and exec use.
+func TestReexecInit(t *testing.T) {
+	t.Setenv("BERTH_RUNTIME_REEXEC_INIT", "1")
+	for name, f := range map[string]func(*testing.T){
+		"RunOutputAndExitCode": TestRunOutputAndExitCode, "Lifecycle": TestLifecycle,
+		"Namespaces": TestNamespaces, "Mounts": TestMounts, "Devices": TestDevices,
+		"CgroupLimits": TestCgroupLimits, "ProcessSettings": TestProcessSettings,
+		"Capabilities": TestCapabilities, "SeccompFilter": TestSeccompFilter,
+		"BadInput": TestBadInput, "Security": TestSecurity, "NoHostFDLeak": TestNoHostFDLeak,
+	} {
+		t.Run(name, f)
+	}
+}
