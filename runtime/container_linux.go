@@ -13,6 +13,7 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	rcgroups "github.com/berth-dev/berth/runtime/cgroups"
 	"github.com/opencontainers/cgroups"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -155,16 +156,8 @@ func (c *Container) Start(ctx context.Context) error {
 			unix.Close(fd)
 			return fmt.Errorf("signal start: %w", err)
 		}
-		os.Remove(fifo)
-		// The init's end of the FIFO is closed on exec: POLLERR on ours
-		// says the process runs (or the init died) — no timer involved.
-		fds := []unix.PollFd{{Fd: int32(fd)}}
-		for {
-			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
-				break
-			}
-		}
 		unix.Close(fd)
+		os.Remove(fifo)
 	}
 	if sp != nil {
 		// The init's end of the sync socket closes on exec.
@@ -178,7 +171,7 @@ func (c *Container) Start(ctx context.Context) error {
 }
 
 func (c *Container) postStart(ctx context.Context) {
-	if h := c.st.Spec.Hooks; h != nil && len(h.Poststart) > 0 {
+	if h := c.st.Hooks; h != nil && len(h.Poststart) > 0 {
 		if err := runHooks(ctx, "poststart", h.Poststart, specState(c.st, Running)); err != nil {
 			fmt.Fprintf(os.Stderr, "berth-runtime: warning: %v\n", err)
 		}
@@ -259,7 +252,7 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 	}
 	c.trace("cgroup removed")
-	if h := c.st.Spec.Hooks; h != nil && len(h.Poststop) > 0 {
+	if h := c.st.Hooks; h != nil && len(h.Poststop) > 0 {
 		if err := runHooks(ctx, "poststop", h.Poststop, specState(c.st, Stopped)); err != nil {
 			fmt.Fprintf(os.Stderr, "berth-runtime: warning: %v\n", err)
 		}
@@ -342,4 +335,17 @@ func (c *Container) trace(what string) {
 	if c.tr != nil {
 		c.tr.mark(what)
 	}
+}
+
+// spec returns the container's spec as it was created.
+func (c *Container) spec() (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(c.dir, specFile))
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.st.ID, err)
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, errdefs.DataCorrupt("container %s: spec: %v", c.st.ID, err)
+	}
+	return &s, nil
 }

@@ -104,7 +104,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	if err != nil {
 		return nil, err
 	}
-	spec, err := LoadSpec(bundle)
+	spec, rawSpec, err := readSpec(bundle)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +258,15 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		cfg.SyncCreateRuntime = len(hooks.CreateRuntime) > 0 || len(hooks.Prestart) > 0
 	}
 
-	st := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Spec: spec, Owner: "root"}
+	st := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: "root", Annotations: spec.Annotations}
+	if h := spec.Hooks; h != nil && (len(h.Poststart) > 0 || len(h.Poststop) > 0) {
+		st.Hooks = &specs.Hooks{Poststart: h.Poststart, Poststop: h.Poststop}
+	}
+	// The spec as it was at create: later changes to the bundle do not
+	// affect the container.
+	if err := os.WriteFile(filepath.Join(dir, specFile), rawSpec, 0o600); err != nil {
+		return nil, fmt.Errorf("save spec: %w", err)
+	}
 	if hooks != nil && (len(hooks.CreateContainer) > 0 || len(hooks.StartContainer) > 0) {
 		// Hooks inside the container see a pid of 0 for now: the init's pid
 		// in the host is not known before clone.
@@ -615,10 +623,7 @@ func dialUnix(path string) (*os.File, error) {
 }
 
 func specState(st *saved, status Status) specs.State {
-	var ann map[string]string
-	if st.Spec != nil {
-		ann = st.Spec.Annotations
-	}
+	ann := st.Annotations
 	return specs.State{
 		Version:     specs.Version,
 		ID:          st.ID,

@@ -48,7 +48,10 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 	if err := ValidateProcess(proc); err != nil {
 		return nil, err
 	}
-	spec := c.st.Spec
+	spec, err := c.spec()
+	if err != nil {
+		return nil, err
+	}
 	pid := strconv.Itoa(c.st.Pid)
 	ns := &nsPlan{}
 	defer ns.close()

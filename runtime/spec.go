@@ -14,21 +14,27 @@ import (
 
 // LoadSpec reads and checks bundle/config.json.
 func LoadSpec(bundle string) (*specs.Spec, error) {
+	s, _, err := readSpec(bundle)
+	return s, err
+}
+
+// readSpec is LoadSpec that also returns the file's bytes.
+func readSpec(bundle string) (*specs.Spec, []byte, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, errdefs.NotFound("bundle %s: no config.json", bundle)
+		return nil, nil, errdefs.NotFound("bundle %s: no config.json", bundle)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, nil, fmt.Errorf("read config: %w", err)
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, errdefs.InvalidArgument("bundle %s: malformed config.json: %v", bundle, err)
+		return nil, nil, errdefs.InvalidArgument("bundle %s: malformed config.json: %v", bundle, err)
 	}
 	if err := Validate(&s); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &s, nil
+	return &s, b, nil
 }
 
 var knownNamespaces = map[specs.LinuxNamespaceType]bool{

@@ -33,8 +33,11 @@ type saved struct {
 	Start   uint64          `json:"pidStartTime"` // /proc/<pid>/stat field 22
 	Created time.Time       `json:"created"`
 	Cgroup  rcgroups.Config `json:"cgroup"`
-	Spec    *specs.Spec     `json:"spec"`
 	Owner   string          `json:"owner,omitempty"`
+	// What later commands need of the spec; the whole of it, as created,
+	// is in spec.json, for exec.
+	Annotations map[string]string `json:"annotations,omitempty"`
+	Hooks       *specs.Hooks      `json:"hooks,omitempty"` // poststart and poststop
 }
 
 // State is the state of a container as `state` prints it: the OCI state
@@ -49,6 +52,7 @@ type State struct {
 
 const (
 	stateFile = "state.json"
+	specFile  = "spec.json"
 	fifoFile  = "exec.fifo"
 )
 
