@@ -7,10 +7,14 @@
 #   make an image from a busybox rootfs -> list -> inspect -> history
 #   -> save -> remove -> load back -> list
 #   -> run a container in the foreground -> run one detached -> its logs
-#   -> stop it gracefully -> remove it -> disk usage
+#   -> stop it gracefully -> remove it
+#   -> serve a registry (berth's own) -> push -> remove locally -> pull back
+#   -> run the pulled image with a published port and fetch a page from it
+#   -> stop and remove it -> disk usage
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_pkgs curl python3
 root=$(repo_root)
 berth="$root/bin/berth"
 images="$root/_out/images"
@@ -18,8 +22,10 @@ demo=$(mktemp -d /tmp/berth-demo.XXXXXX)
 export BERTH_ROOT="$demo/root"
 b() { "$berth" --runroot "$demo/run" "$@"; }
 step() { printf '\n\033[1m$ berth %s\033[0m\n' "$*"; b "$@"; }
+registry_pid=
 cleanup() {
 	"$berth" --runroot "$demo/run" rm -f web >/dev/null 2>&1 || true
+	[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
 	pkill -f -- "--runroot $demo/run " 2>/dev/null || true
 	rm -rf "$demo"
 }
@@ -47,5 +53,26 @@ step logs --tail 1 web
 step ps -a
 step rm web
 step ps -a
+
+# A registry on loopback: berth's own, so nothing else needs installing.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+reg=127.0.0.1:$port
+printf '\n\033[1m$ berth registry serve --addr %s &\033[0m\n' "$reg"
+"$berth" --runroot "$demo/run" registry serve --addr "$reg" --root "$demo/registry" &
+registry_pid=$!
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
+step tag myapp:v1 "$reg/myapp:v1"
+step push "$reg/myapp:v1"
+step rmi "$reg/myapp:v1" myapp:v1
+step pull "$reg/myapp:v1"
+mkdir -p "$demo/www" && echo '<h1>Hello from a pulled berth image</h1>' >"$demo/www/index.html"
+web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+step run -d --name web -p "127.0.0.1:$web_port:80" -v "$demo/www:/www:ro" "$reg/myapp:v1" httpd -f -p 80 -h /www
+step port web
+for _ in $(seq 50); do (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null && break; sleep 0.1; done
+printf '\n\033[1m$ curl http://127.0.0.1:%s/\033[0m\n' "$web_port"
+curl -fsS "http://127.0.0.1:$web_port/"
+step stop web
+step rm web
 step system df
 printf '\nThe demo ran in its own data root (%s), now removed.\n' "$BERTH_ROOT"
