@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -166,6 +167,32 @@ func (s *Store) Resolve(ctx context.Context, name, ref string) (digest.Digest, e
 		return "", fmt.Errorf("resolve %s:%s: corrupt tag: %w", name, ref, err)
 	}
 	return d, nil
+}
+
+// StatTag returns the digest tag points to and when it was last written
+// or touched (see TouchTag).
+func (s *Store) StatTag(ctx context.Context, name, tag string) (digest.Digest, time.Time, error) {
+	d, err := s.Resolve(ctx, name, tag)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	st, err := os.Stat(s.repoPath(name, "_tags", tag))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("stat tag %s:%s: %w", name, tag, err)
+	}
+	return d, st.ModTime(), nil
+}
+
+// TouchTag marks tag as current now; a pull-through cache notes this way
+// when it last found the tag unchanged upstream.
+func (s *Store) TouchTag(ctx context.Context, name, tag string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if !ValidTag(tag) {
+		return errdefs.InvalidArgument("invalid tag %q", tag)
+	}
+	return touch(s.repoPath(name, "_tags", tag))
 }
 
 // StatManifest returns a manifest's digest, media type and size (in

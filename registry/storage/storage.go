@@ -254,27 +254,76 @@ func (s *Store) DeleteBlob(ctx context.Context, name string, d digest.Digest) er
 // repository name. Nothing is stored when the digest does not match (an
 // errdefs.ErrDataCorrupt error).
 func (s *Store) PutBlob(ctx context.Context, name string, d digest.Digest, r io.Reader) (BlobInfo, error) {
-	if err := checkName(name); err != nil {
+	w, err := s.NewBlobWriter(name, d)
+	if err != nil {
 		return BlobInfo{}, err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, r); err != nil {
+		return BlobInfo{}, fmt.Errorf("put blob %s: %w", d, err)
+	}
+	return w.Commit()
+}
+
+// A BlobWriter receives a blob whose digest is known before its bytes. Its
+// file (Path) may be read while it is written: a pull-through cache serves
+// clients from it while the bytes arrive from upstream.
+type BlobWriter struct {
+	s    *Store
+	name string
+	d    digest.Digest
+	f    *os.File
+	v    digest.Verifier
+	n    int64
+	done bool
+}
+
+// NewBlobWriter starts receiving blob d of repository name. The caller
+// ends with Commit, or Close to discard it.
+func (s *Store) NewBlobWriter(name string, d digest.Digest) (*BlobWriter, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
 	}
 	f, err := os.CreateTemp(filepath.Join(s.root, "uploads"), "put-")
 	if err != nil {
-		return BlobInfo{}, fmt.Errorf("put blob: %w", err)
+		return nil, fmt.Errorf("put blob: %w", err)
 	}
-	defer os.Remove(f.Name())
-	defer f.Close()
-	v := d.Verifier()
-	n, err := io.Copy(io.MultiWriter(f, v), r)
-	if err != nil {
-		return BlobInfo{}, fmt.Errorf("put blob %s: %w", d, err)
+	return &BlobWriter{s: s, name: name, d: d, f: f, v: d.Verifier()}, nil
+}
+
+// Write implements io.Writer.
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.v.Write(p[:n])
+	w.n += int64(n)
+	return n, err
+}
+
+// Path is the file being written, until Commit or Close.
+func (w *BlobWriter) Path() string { return w.f.Name() }
+
+// Commit verifies the digest and publishes the blob. Nothing is stored when
+// the digest does not match (an errdefs.ErrDataCorrupt error).
+func (w *BlobWriter) Commit() (BlobInfo, error) {
+	defer w.Close()
+	if !w.v.Verified() {
+		return BlobInfo{}, errdefs.DataCorrupt("blob digest mismatch: content does not match %s", w.d)
 	}
-	if !v.Verified() {
-		return BlobInfo{}, errdefs.DataCorrupt("blob digest mismatch: content does not match %s", d)
-	}
-	if err := s.publish(f, d, name); err != nil {
+	if err := w.s.publish(w.f, w.d, w.name); err != nil {
 		return BlobInfo{}, err
 	}
-	return BlobInfo{Digest: d, Size: n}, nil
+	return BlobInfo{Digest: w.d, Size: w.n}, nil
+}
+
+// Close discards what was written unless it was committed.
+func (w *BlobWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	os.Remove(w.f.Name()) // gone already once published
+	return nil
 }
 
 // publish makes the verified, still open file f the blob d and links it into
