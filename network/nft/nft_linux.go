@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -29,12 +30,44 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Firewall is one nftables table of berth's. It holds no connection: each
-// call opens a netlink socket, does its work in one transaction and closes
-// it. Callers serialise changes between processes (the network package's
+// Firewall is one nftables table of berth's. Each call does its work in
+// one transaction over the process's one netlink connection (see conn).
+// Callers serialise changes between processes (the network package's
 // lock).
 type Firewall struct {
 	table *nftables.Table
+}
+
+// conn is the process's nftables connection, opened on first use and kept
+// open. Closing a netfilter netlink socket makes the kernel finish freeing
+// the objects of the last transaction first (nft_rcv_nl_event flushes the
+// destroy work, which waits for an RCU grace period): a socket per call cost
+// ~9 ms on every close after a change, twice per container exit. A
+// long-lived process (the monitor) now never pays it; a short one pays it
+// once, at exit.
+var conn struct {
+	mu sync.Mutex // held for a whole call: the Conn queues one batch
+	c  *nftables.Conn
+}
+
+// do runs fn with the process's connection. An error drops the connection
+// (it may hold half a batch or a sticky error); the next call opens another.
+func do(fn func(c *nftables.Conn) error) error {
+	conn.mu.Lock()
+	defer conn.mu.Unlock()
+	if conn.c == nil {
+		c, err := nftables.New(nftables.AsLasting())
+		if err != nil {
+			return fmt.Errorf("nftables: %w", err)
+		}
+		conn.c = c
+	}
+	err := fn(conn.c)
+	if err != nil {
+		conn.c.CloseLasting()
+		conn.c = nil
+	}
+	return err
 }
 
 // New returns the firewall of the table named name in the ip family.
@@ -59,10 +92,10 @@ func (f *Firewall) chain(name string) *nftables.Chain {
 
 // Ensure creates the table and its chains if they do not exist yet.
 func (f *Firewall) Ensure() error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
+	return do(f.ensure)
+}
+
+func (f *Firewall) ensure(c *nftables.Conn) error {
 	if _, err := c.ListTableOfFamily(f.table.Name, f.table.Family); err == nil {
 		return nil
 	}
@@ -93,18 +126,16 @@ func (f *Firewall) Ensure() error {
 
 // Destroy deletes the whole table, if it exists.
 func (f *Firewall) Destroy() error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	if _, err := c.ListTableOfFamily(f.table.Name, f.table.Family); err != nil {
+	return do(func(c *nftables.Conn) error {
+		if _, err := c.ListTableOfFamily(f.table.Name, f.table.Family); err != nil {
+			return nil
+		}
+		c.DelTable(f.table)
+		if err := c.Flush(); err != nil {
+			return fmt.Errorf("nftables: delete table %s: %w", f.table.Name, err)
+		}
 		return nil
-	}
-	c.DelTable(f.table)
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("nftables: delete table %s: %w", f.table.Name, err)
-	}
-	return nil
+	})
 }
 
 // Network describes the rules one bridge network needs.
@@ -122,10 +153,10 @@ type Network struct {
 // (hairpin); for an internal network, drops of everything crossing its
 // bridge. Callers remove the owner's old rules first.
 func (f *Firewall) AddNetwork(n Network) error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
+	return do(func(c *nftables.Conn) error { return f.addNetwork(c, n) })
+}
+
+func (f *Firewall) addNetwork(c *nftables.Conn, n Network) error {
 	post, fwd := f.chain(chainPostrouting), f.chain(chainForward)
 	add := func(ch *nftables.Chain, exprs ...expr.Any) {
 		c.AddRule(&nftables.Rule{Table: f.table, Chain: ch, Exprs: exprs, UserData: tag(n.Owner)})
@@ -163,10 +194,10 @@ func (f *Firewall) AddPorts(owner string, ports []Port) error {
 	if len(ports) == 0 {
 		return nil
 	}
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
+	return do(func(c *nftables.Conn) error { return f.addPorts(c, owner, ports) })
+}
+
+func (f *Firewall) addPorts(c *nftables.Conn, owner string, ports []Port) error {
 	pub := f.chain(chainPublish)
 	for _, p := range ports {
 		var ex []expr.Any
@@ -197,13 +228,21 @@ func (f *Firewall) AddPorts(owner string, ports []Port) error {
 }
 
 // Delete removes every rule tagged with owner from every chain of the
-// table. A missing table has no rules to remove.
+// table, in one transaction. A missing table has no rules to remove.
 func (f *Firewall) Delete(owner string) error {
-	c, err := nftables.New()
-	if err != nil {
-		return fmt.Errorf("nftables: %w", err)
-	}
-	rules, err := f.owned(c, owner)
+	return do(func(c *nftables.Conn) error {
+		return f.delete(c, owner, chainPublish, chainPostrouting, chainForward)
+	})
+}
+
+// DeletePorts removes the rules AddPorts added for owner: one dump of the
+// publish chain and one transaction, nothing else.
+func (f *Firewall) DeletePorts(owner string) error {
+	return do(func(c *nftables.Conn) error { return f.delete(c, owner, chainPublish) })
+}
+
+func (f *Firewall) delete(c *nftables.Conn, owner string, chains ...string) error {
+	rules, err := f.owned(c, owner, chains...)
 	if err != nil || len(rules) == 0 {
 		return err
 	}
@@ -220,21 +259,21 @@ func (f *Firewall) Delete(owner string) error {
 
 // Count returns how many rules are tagged with owner (for leak checks).
 func (f *Firewall) Count(owner string) (int, error) {
-	c, err := nftables.New()
-	if err != nil {
-		return 0, fmt.Errorf("nftables: %w", err)
-	}
-	rules, err := f.owned(c, owner)
-	return len(rules), err
+	var n int
+	err := do(func(c *nftables.Conn) error {
+		rules, err := f.owned(c, owner, chainPublish, chainPostrouting, chainForward)
+		n = len(rules)
+		return err
+	})
+	return n, err
 }
 
-func (f *Firewall) owned(c *nftables.Conn, owner string) ([]*nftables.Rule, error) {
-	if _, err := c.ListTableOfFamily(f.table.Name, f.table.Family); err != nil {
-		return nil, nil
-	}
+// owned lists the rules of the chains tagged with owner. A missing table or
+// chain has none (ENOENT: no table is looked up first, to save a dump).
+func (f *Firewall) owned(c *nftables.Conn, owner string, chains ...string) ([]*nftables.Rule, error) {
 	want := commentOf(owner)
 	var out []*nftables.Rule
-	for _, name := range []string{chainPublish, chainPostrouting, chainForward} {
+	for _, name := range chains {
 		rules, err := c.GetRules(f.table, f.chain(name))
 		if errors.Is(err, unix.ENOENT) {
 			continue

@@ -77,6 +77,15 @@ func TestRulesByOwner(t *testing.T) {
 	if got, _ := f.Count("ctr:two"); got != 1 {
 		t.Errorf("Delete removed another owner's rules: %d left", got)
 	}
+	if err := f.DeletePorts("ctr:two"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.Count("ctr:two"); got != 0 {
+		t.Errorf("after DeletePorts, %d rules of ctr:two left", got)
+	}
+	if got, _ := f.Count("net:a"); got != 3 {
+		t.Errorf("DeletePorts removed a network's rules: %d left, want 3", got)
+	}
 }
 
 func TestInternalNetwork(t *testing.T) {
@@ -101,5 +110,18 @@ func TestInternalNetwork(t *testing.T) {
 	}
 	if got, _ := f.Count("net:i"); got != 0 {
 		t.Errorf("%d rules left", got)
+	}
+}
+
+func TestMissingTable(t *testing.T) {
+	f := testFirewall(t)
+	if n, err := f.Count("ctr:x"); err != nil || n != 0 {
+		t.Errorf("Count on a missing table = %d, %v; want 0, nil", n, err)
+	}
+	if err := f.DeletePorts("ctr:x"); err != nil {
+		t.Errorf("DeletePorts on a missing table: %v", err)
+	}
+	if err := f.Delete("net:x"); err != nil {
+		t.Errorf("Delete on a missing table: %v", err)
 	}
 }
