@@ -29,12 +29,13 @@ func runTrueRow(env Env) (harness.Row, error) {
 
 func density100(env Env) (harness.Row, error) {
 	bb, err := busyboxInputs(env)
-	return density(env, bb, 100, true), err
+	return density(env, bb, 100, true, nil), err
 }
 
 func density1000(env Env) (harness.Row, error) {
 	bb, err := busyboxInputs(env)
-	return density(env, bb, 1000, false), err
+	// berth's default bridge is a /24: 253 containers at most on it.
+	return density(env, bb, 1000, false, []string{"--network", "none"}), err
 }
 
 // busybox is where the busybox inputs are: the rootfs tarball (made by
@@ -226,7 +227,8 @@ func (r *densityResult) report() []string {
 // measures the PSS of every process the engine keeps running outside the
 // containers for them (berth: its monitor; podman: one conmon each), and
 // removes everything. With podman, podman does the same in the same run.
-func density(env Env, bb busybox, n int, withPodman bool) harness.Row {
+func density(env Env, bb busybox, n int, withPodman bool, runFlags []string) harness.Row {
+	runArgs := append(append([]string{"run", "-d"}, runFlags...), "busybox", "sleep", "3600")
 	res := &densityResult{}
 	berth := harness.Side{
 		Name: fmt.Sprintf("berth: start %d", n),
@@ -238,7 +240,7 @@ func density(env Env, bb busybox, n int, withPodman bool) harness.Row {
 			}
 			return func(ctx context.Context) error {
 				for i := range n {
-					if err := harness.Exec(nil, b.bin, b.args("run", "-d", "busybox", "sleep", "3600")...)(ctx); err != nil {
+					if err := harness.Exec(nil, b.bin, b.args(runArgs...)...)(ctx); err != nil {
 						return fmt.Errorf("container %d: %w", i+1, err)
 					}
 				}
@@ -253,7 +255,7 @@ func density(env Env, bb busybox, n int, withPodman bool) harness.Row {
 			pss, rss := memory(pids)
 			res.add("berth: %d of %d running at once; %d berth process(es) left running (the monitor): "+
 				"PSS %.2f MB, RSS %.2f MB in all; per container PSS %.3f MB, RSS %.3f MB",
-				running, n, len(pids), pss/1e6, rss/1e6, pss/1e6/float64(n), rss/1e6/float64(n))
+				running, n, len(pids), pss/1e6, rss/1e6, pss/1e6/float64(max(running, 1)), rss/1e6/float64(max(running, 1)))
 			start := time.Now()
 			ids := strings.Fields(string(out))
 			var err error
@@ -270,14 +272,14 @@ func density(env Env, bb busybox, n int, withPodman bool) harness.Row {
 		},
 	}
 	row := harness.Row{
-		Name:   fmt.Sprintf("density: %d idle containers", n),
+		Name:   strings.TrimSpace(fmt.Sprintf("density: %d idle containers %s", n, strings.Join(runFlags, " "))),
 		Runs:   1,
 		OptIn:  true,
 		Berth:  berth,
 		Report: res.report,
 		Note: fmt.Sprintf("time to start %d idle containers (`run -d busybox sleep 3600`, one after the other, "+
 			"each engine on its default network: a bridge) in a store with busybox imported (podman: runc, cgroupfs); then, untimed, the PSS and RSS (/proc/PID/smaps_rollup) of every "+
-			"process the engine keeps running for them outside the containers, divided by %d; then all removed", n, n),
+			"process the engine keeps running for them outside the containers, divided by the number running; then all removed", n),
 	}
 	if withPodman {
 		row.Peers = []harness.Side{podmanDensity(bb, n, res)}
@@ -314,7 +316,7 @@ func podmanDensity(bb busybox, n int, res *densityResult) harness.Side {
 			})
 			pss, rss := memory(pids)
 			res.add("podman: %d of %d running at once; %d conmon process(es): PSS %.2f MB, RSS %.2f MB in all; "+
-				"per container PSS %.3f MB, RSS %.3f MB", running, n, len(pids), pss/1e6, rss/1e6, pss/1e6/float64(n), rss/1e6/float64(n))
+				"per container PSS %.3f MB, RSS %.3f MB", running, n, len(pids), pss/1e6, rss/1e6, pss/1e6/float64(max(running, 1)), rss/1e6/float64(max(running, 1)))
 			rm := p.Command(ctx, "rm", "-f", "-t", "0", "-a")
 			if out, err := rm.CombinedOutput(); err != nil {
 				return fmt.Errorf("podman rm -af: %w\n%s", err, out)
