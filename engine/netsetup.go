@@ -100,10 +100,12 @@ func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir s
 }
 
 // teardownNetwork detaches a container from its networks and removes its
-// namespace. It is safe to repeat.
+// namespace. It is safe to repeat. The container has exited (or never
+// started), so its namespace dies with the unmount, and the kernel deletes
+// its veths with it: Release does not wait for that (see network.Release).
 func (e *Engine) teardownNetwork(ctx context.Context, id string) {
 	if nm, err := e.networkManager(); err == nil {
-		nm.Detach(ctx, id)
+		nm.Release(ctx, id)
 	}
 	removeNetns(filepath.Join(e.runDir(id), "netns"))
 }

@@ -58,6 +58,10 @@ type Endpoint struct {
 	// DNSServer is the network's resolver (its gateway) on a user network
 	// with name resolution; invalid otherwise.
 	DNSServer netip.Addr `json:"dnsServer,omitzero"`
+
+	// partial marks an endpoint made from the names alone, its record
+	// unreadable: Detach then cleans everything it might have.
+	partial bool
 }
 
 // Prefix is the endpoint's address with the network's prefix length.

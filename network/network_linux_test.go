@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/network/nft"
 )
@@ -106,8 +108,8 @@ func TestUserNetworkByIPNameAndAlias(t *testing.T) {
 	if hn, _ := os.ReadFile(filepath.Join(dir, "hostname")); string(hn) != "bbbb\n" {
 		t.Errorf("hostname = %q", hn)
 	}
-	// The last container takes the bridge and the resolver with it, and
-	// the network can go.
+	// The last container takes the resolver with it, not the bridge, and
+	// the network can go, with its bridge.
 	if err := m.Remove(ctx, "appnet"); !errors.Is(err, errdefs.ErrInUse) {
 		t.Errorf("remove network in use: %v", err)
 	}
@@ -120,14 +122,17 @@ func TestUserNetworkByIPNameAndAlias(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertDetached(t, m, b)
-	if linkExists(n.Bridge) {
-		t.Errorf("bridge %s left after the last detach", n.Bridge)
+	if !linkExists(n.Bridge) {
+		t.Errorf("bridge %s deleted by the last detach: it stays until network rm", n.Bridge)
 	}
 	if _, err := procStart(pid); err == nil {
 		t.Errorf("resolver %d still running after the last detach", pid)
 	}
 	if err := m.Remove(ctx, "appnet"); err != nil {
 		t.Fatal(err)
+	}
+	if linkExists(n.Bridge) {
+		t.Errorf("bridge %s left after network rm", n.Bridge)
 	}
 	if _, err := m.Get(ctx, "appnet"); !errdefs.IsNotFound(err) {
 		t.Errorf("Get after remove: %v", err)
@@ -364,8 +369,14 @@ func TestFiftyContainers(t *testing.T) {
 		assertDetached(t, m, c.ep)
 	}
 	n, _ := m.Get(ctx, "fifty")
+	if !linkExists(n.Bridge) {
+		t.Error("bridge gone before network rm")
+	}
+	if err := m.Remove(ctx, "fifty"); err != nil {
+		t.Fatal(err)
+	}
 	if linkExists(n.Bridge) {
-		t.Error("bridge left")
+		t.Error("bridge left after network rm")
 	}
 }
 
@@ -481,5 +492,104 @@ func TestConcurrentAttach(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertDetached(t, m, e)
+	}
+}
+
+// waitLinkGone waits, a bounded time, for the kernel to delete a link with
+// its namespace: cleanup_net runs in a work queue, after the namespace's
+// last reference goes. A bound against hangs, not a threshold.
+func waitLinkGone(name string) bool {
+	for range 500 {
+		if !linkExists(name) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+// Release frees a container's address, rules and record at once, takes its
+// veth off the bridge and leaves the pair to the kernel, which deletes it
+// with the namespace. The same container can attach again before the
+// kernel has.
+func TestReleaseLeavesVethToNamespace(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	ports, _ := ParsePorts([]string{"127.0.0.1::80"})
+	id := "rel" + randHex(30)
+	ns := testNetns(t)
+	ep, err := m.Attach(ctx, id, ns, AttachRequest{Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def, _ := m.Get(ctx, DefaultNetwork)
+	if err := m.Release(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(m.endpointFile(ep.NetworkID, id)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("endpoint record left after Release: %v", err)
+	}
+	if n, err := nft.New(m.opts.Table).Count(ep.owner()); err != nil || n != 0 {
+		t.Errorf("%d rules left after Release (%v)", n, err)
+	}
+	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().MasterIndex != 0 {
+		t.Errorf("veth %s still on the bridge after Release", ep.HostVeth)
+	}
+	if !linkExists(def.Bridge) {
+		t.Errorf("bridge %s deleted with its last container", def.Bridge)
+	}
+	// The namespace still lives (its file is mounted): the veth too. The
+	// same container attaches again, to a new namespace, over it.
+	ns2 := testNetns(t)
+	ep2, err := m.Attach(ctx, id, ns2, AttachRequest{Ports: ports})
+	if err != nil {
+		t.Fatalf("attach again with the old veth still there: %v", err)
+	}
+	if err := m.Release(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	runIP(t, "netns", "del", filepath.Base(ns2))
+	if !waitLinkGone(ep2.HostVeth) {
+		t.Errorf("veth %s left after its namespace was deleted", ep2.HostVeth)
+	}
+	assertDetached(t, m, ep2)
+}
+
+// A bridge whose network file is gone (its data root removed without
+// network rm) is deleted, with its rules, when another bridge is made.
+func TestOrphanBridgeSwept(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	n, err := m.Create(ctx, CreateOptions{Name: "orphan"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := "orph" + randHex(30)
+	if _, err := m.Attach(ctx, id, testNetns(t), AttachRequest{Network: "orphan"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Detach(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if !linkExists(n.Bridge) {
+		t.Fatalf("bridge %s not kept", n.Bridge)
+	}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(n.Bridge); err == nil {
+			netlink.LinkDel(l)
+		}
+	})
+	// The data root goes, and nobody said network rm.
+	if err := os.Remove(m.netFile(n.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Attach(ctx, "next"+randHex(30), testNetns(t), AttachRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	if linkExists(n.Bridge) {
+		t.Errorf("orphan bridge %s not swept", n.Bridge)
+	}
+	if c, _ := nft.New(m.opts.Table).Count(netOwner(n)); c != 0 {
+		t.Errorf("%d rules of the orphan network left", c)
 	}
 }
