@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/registry"
 )
 
@@ -30,6 +33,8 @@ type registryFlags struct {
 	readOnly, accessLog                     bool
 	gcInterval, gcGrace                     time.Duration
 	maxManifest, maxBody                    int64
+	proxies                                 []string
+	proxyTTL                                time.Duration
 }
 
 func (f *registryFlags) load(cmd *cobra.Command, a *app) (registry.Config, error) {
@@ -58,6 +63,21 @@ func (f *registryFlags) load(cmd *cobra.Command, a *app) (registry.Config, error
 	set("gc-grace", func() { cfg.GC.Grace = registry.Duration(f.gcGrace) })
 	set("max-manifest-size", func() { cfg.Limits.ManifestSize = f.maxManifest })
 	set("max-body-size", func() { cfg.Limits.BodySize = f.maxBody })
+	for _, p := range f.proxies {
+		prefix, url, ok := strings.Cut(p, "=")
+		if !ok || prefix == "" || url == "" {
+			return cfg, errdefs.InvalidArgument("--proxy %q: want PREFIX=URL", p)
+		}
+		pc := registry.ProxyConfig{Prefix: prefix, URL: url}
+		// A flag replaces the config file's upstream of the same prefix.
+		cfg.Proxies = slices.DeleteFunc(cfg.Proxies, func(c registry.ProxyConfig) bool { return c.Prefix == prefix })
+		cfg.Proxies = append(cfg.Proxies, pc)
+	}
+	if fl.Changed("proxy-tag-ttl") {
+		for i := range cfg.Proxies {
+			cfg.Proxies[i].TagTTL = registry.Duration(f.proxyTTL)
+		}
+	}
 	if cfg.Root == "" {
 		cfg.Root = filepath.Join(a.root, "registry")
 	}
@@ -81,6 +101,8 @@ func (f *registryFlags) register(cmd *cobra.Command, serve bool) {
 	fl.DurationVar(&f.gcInterval, "gc-interval", 0, "Collect garbage this often while serving (0: never)")
 	fl.Int64Var(&f.maxManifest, "max-manifest-size", 4<<20, "Largest manifest accepted, in bytes")
 	fl.Int64Var(&f.maxBody, "max-body-size", 0, "Largest request body accepted, in bytes (0: no limit)")
+	fl.StringArrayVar(&f.proxies, "proxy", nil, "Serve PREFIX/<repo> as a pull-through cache of URL's <repo> (PREFIX=URL, repeatable)")
+	fl.DurationVar(&f.proxyTTL, "proxy-tag-ttl", 0, "Serve a cached tag this long before asking its upstream again (default 1m)")
 }
 
 func newRegistryServeCmd(a *app) *cobra.Command {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/registry/auth"
+	"github.com/berth-dev/berth/registry/proxy"
 	"github.com/berth-dev/berth/registry/server"
 	"github.com/berth-dev/berth/registry/storage"
 )
@@ -63,6 +64,22 @@ type Config struct {
 	ShutdownTimeout Duration `json:"shutdownTimeout,omitempty"`
 	// AccessLog logs one line per request.
 	AccessLog bool `json:"accessLog,omitempty"`
+
+	// Proxies make the repositories under each prefix a pull-through cache
+	// of an upstream registry.
+	Proxies []ProxyConfig `json:"proxies,omitempty"`
+}
+
+// ProxyConfig is one upstream of the pull-through cache: a pull of
+// <prefix>/<repo> is served from <url>'s <repo>.
+type ProxyConfig struct {
+	Prefix   string `json:"prefix"`
+	URL      string `json:"url"`
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// TagTTL is how long a cached tag is served before the upstream is
+	// asked again (default 1m).
+	TagTTL Duration `json:"tagTTL,omitempty"`
 }
 
 // Duration is a time.Duration written as "90s" or "1h" in JSON.
@@ -149,6 +166,16 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 		ReadOnly:        cfg.ReadOnly,
 		MaxManifestSize: cfg.Limits.ManifestSize,
 		MaxBodySize:     cfg.Limits.BodySize,
+		Log:             log,
+	}
+	if len(cfg.Proxies) > 0 {
+		ups := make([]proxy.Upstream, len(cfg.Proxies))
+		for i, p := range cfg.Proxies {
+			ups[i] = proxy.Upstream{Prefix: p.Prefix, URL: p.URL, Username: p.Username, Password: p.Password, TagTTL: time.Duration(p.TagTTL)}
+		}
+		if opts.Cache, err = proxy.New(store, ups, log); err != nil {
+			return nil, err
+		}
 	}
 	if authz != nil {
 		opts.Auth = authz

@@ -41,6 +41,12 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, rt route) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		f, _, err := h.store.OpenBlob(r.Context(), rt.name, d)
+		if errdefs.IsNotFound(err) && h.opts.Cache.Covers(rt.name) {
+			if h.proxyBlob(w, r, rt, d) {
+				return
+			}
+			f, _, err = h.store.OpenBlob(r.Context(), rt.name, d)
+		}
 		if err != nil {
 			writeError(w, classify(err, errBlobUnknown))
 			return
@@ -64,6 +70,55 @@ func (h *Handler) blob(w http.ResponseWriter, r *http.Request, rt route) {
 	default:
 		methodNotAllowed(w)
 	}
+}
+
+// proxyBlob answers for a blob of a cached repository that the store
+// lacks: HEAD with the upstream's size, GET with the bytes as they arrive
+// from upstream. A GET with a Range waits for the whole blob and returns
+// false: the caller serves it from the store.
+func (h *Handler) proxyBlob(w http.ResponseWriter, r *http.Request, rt route, d digest.Digest) bool {
+	ctx := r.Context()
+	hd := w.Header()
+	if r.Method == http.MethodHead {
+		size, err := h.opts.Cache.StatBlob(ctx, rt.name, d)
+		if err != nil {
+			writeError(w, classify(err, errBlobUnknown))
+			return true
+		}
+		hd.Set("Content-Type", "application/octet-stream")
+		hd.Set("Docker-Content-Digest", d.String())
+		if size >= 0 {
+			hd.Set("Content-Length", strconv.FormatInt(size, 10))
+		}
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
+	rc, size, err := h.opts.Cache.Blob(ctx, rt.name, d)
+	if err != nil {
+		writeError(w, classify(err, errBlobUnknown))
+		return true
+	}
+	defer rc.Close()
+	if r.Header.Get("Range") != "" {
+		if _, err := io.Copy(io.Discard, rc); err != nil {
+			writeError(w, classify(err, errBlobUnknown))
+			return true
+		}
+		return false
+	}
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Docker-Content-Digest", d.String())
+	hd.Set("Etag", `"`+d.String()+`"`)
+	if size >= 0 {
+		hd.Set("Content-Length", strconv.FormatInt(size, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, rc); err != nil {
+		// Headers are out: only breaking the connection tells the client.
+		h.opts.Log.Warn("proxy: blob", "repo", rt.name, "digest", d, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	return true
 }
 
 // startUpload serves POST /v2/<name>/blobs/uploads/: a mount, a monolithic

@@ -38,6 +38,7 @@ const (
 	codeUnauthorized        = "UNAUTHORIZED"
 	codeDenied              = "DENIED"
 	codeUnsupported         = "UNSUPPORTED"
+	codeUnavailable         = "UNAVAILABLE"   // not in the spec's table; distribution's word for 503 (an upstream is unreachable)
 	codeRangeInvalid        = "RANGE_INVALID" // not in the spec's table; distribution's word for 416 on uploads
 )
 
@@ -54,6 +55,8 @@ func classify(err error, notFound *apiError) *apiError {
 		return newError(http.StatusBadRequest, codeNameInvalid, err.Error())
 	case errors.Is(err, errdefs.ErrDataCorrupt):
 		return newError(http.StatusBadRequest, codeDigestInvalid, err.Error())
+	case errors.Is(err, errdefs.ErrUnavailable):
+		return newError(http.StatusServiceUnavailable, codeUnavailable, err.Error())
 	default:
 		return &apiError{status: http.StatusInternalServerError, code: "UNKNOWN", message: "internal error"}
 	}

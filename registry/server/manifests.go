@@ -59,6 +59,10 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, rt route) {
 	case http.MethodGet, http.MethodHead:
 		var m storage.Manifest
 		var size int64
+		var upErr error
+		if h.opts.Cache.Covers(rt.name) {
+			upErr = h.opts.Cache.Manifest(ctx, rt.name, rt.ref)
+		}
 		var err error
 		if r.Method == http.MethodHead {
 			m, size, err = h.store.StatManifest(ctx, rt.name, rt.ref)
@@ -71,6 +75,9 @@ func (h *Handler) manifest(w http.ResponseWriter, r *http.Request, rt route) {
 			aerr := classify(err, errManifestUnknown)
 			if errdefs.IsInvalidArgument(err) {
 				aerr = &apiError{status: http.StatusNotFound, code: codeManifestUnknown, message: err.Error()}
+			}
+			if upErr != nil {
+				aerr = classify(upErr, errManifestUnknown)
 			}
 			writeError(w, aerr)
 			return
@@ -373,6 +380,17 @@ func (h *Handler) tags(w http.ResponseWriter, r *http.Request, rt route) {
 	if !h.store.RepositoryExists(r.Context(), rt.name) {
 		writeError(w, newError(http.StatusNotFound, codeNameUnknown, "repository name not known to registry"))
 		return
+	}
+	if h.opts.Cache.Covers(rt.name) {
+		all, err := h.opts.Cache.Tags(r.Context(), rt.name)
+		if err == nil {
+			writeJSON(w, r, "application/json", struct {
+				Name string   `json:"name"`
+				Tags []string `json:"tags"`
+			}{rt.name, page(w, r, all, n, last)})
+			return
+		}
+		h.opts.Log.Warn("proxy: upstream tags, listing the cached ones", "repo", rt.name, "err", err)
 	}
 	all, err := h.store.Tags(r.Context(), rt.name)
 	if err != nil {

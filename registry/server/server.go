@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/registry/auth"
+	"github.com/berth-dev/berth/registry/proxy"
 	"github.com/berth-dev/berth/registry/storage"
 )
 
@@ -27,6 +28,13 @@ type Options struct {
 	MaxBodySize int64
 	// Logger receives one line per request; nil logs nothing.
 	Logger *slog.Logger
+	// Cache, when set, fills misses of the repositories it covers from
+	// their upstream registries (a pull-through cache); clients may not
+	// write to those repositories.
+	Cache *proxy.Cache
+	// Log receives what the server has to say besides requests (upstream
+	// failures); nil discards it.
+	Log *slog.Logger
 }
 
 // DefaultMaxManifestSize is the manifest limit when Options leave it unset;
@@ -44,6 +52,9 @@ type Handler struct {
 func New(store *storage.Store, opts Options) *Handler {
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{store: store, opts: opts, metrics: newMetrics()}
 }
@@ -133,6 +144,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	write := r.Method != http.MethodGet && r.Method != http.MethodHead
 	if write && h.opts.ReadOnly && rt.kind != "ping" {
 		writeError(rec, newError(http.StatusMethodNotAllowed, codeUnsupported, "the registry is read-only"))
+		return
+	}
+	if write && h.opts.Cache.Covers(rt.name) {
+		writeError(rec, newError(http.StatusMethodNotAllowed, codeUnsupported, rt.name+" is a pull-through cache of an upstream registry"))
 		return
 	}
 	if h.opts.Auth != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,13 @@ import (
 // serve starts a registry with cfg (Root and Addr filled in when empty) on a
 // free loopback port and returns its address. It stops with the test.
 func serve(t *testing.T, cfg registry.Config) string {
+	t.Helper()
+	addr, _ := serveStoppable(t, cfg)
+	return addr
+}
+
+// serveStoppable is serve that can also be stopped before the test ends.
+func serveStoppable(t *testing.T, cfg registry.Config) (string, func()) {
 	t.Helper()
 	if cfg.Root == "" {
 		cfg.Root = t.TempDir()
@@ -33,13 +41,17 @@ func serve(t *testing.T, cfg registry.Config) string {
 	go func() { errc <- r.Serve(ctx, func(a net.Addr) { addrc <- a }) }()
 	select {
 	case a := <-addrc:
-		t.Cleanup(func() {
-			cancel()
-			if err := <-errc; err != nil {
-				t.Errorf("registry: %v", err)
-			}
-		})
-		return a.String()
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cancel()
+				if err := <-errc; err != nil {
+					t.Errorf("registry: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return a.String(), stop
 	case err := <-errc:
 		cancel()
 		t.Fatalf("registry: %v", err)
@@ -47,7 +59,7 @@ func serve(t *testing.T, cfg registry.Config) string {
 		cancel()
 		t.Fatal("registry did not start")
 	}
-	return ""
+	return "", nil
 }
 
 // need makes sure a command is installed, installing pkg with apt-get if
