@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/internal/testutil"
+	"github.com/berth-dev/berth/network/nft"
 )
 
 func TestMain(m *testing.M) { testutil.Main(m) }
@@ -49,7 +50,9 @@ func newEnv(t *testing.T) *env {
 }
 
 // cleanup removes every container and user network of the test, then
-// checks that no bridge of the test is left.
+// checks that no bridge of a user network is left. The default network's
+// bridge stays by design (as docker0 does): the test deletes it, and the
+// network's rules, itself.
 func (e *env) cleanup() {
 	t := e.t
 	if ids := strings.Fields(e.b.Run("ps", "-aq").Stdout); len(ids) > 0 {
@@ -64,10 +67,19 @@ func (e *env) cleanup() {
 	if res := e.b.Run("network", "prune", "-f"); res.Code != 0 {
 		t.Errorf("cleanup: network prune: %s", res)
 	}
-	for _, br := range append(bridges, e.bridge) {
+	for _, br := range bridges {
 		if linkExists(br) {
 			t.Errorf("cleanup: bridge %s is left after every container and network is removed", br)
 			exec.Command("ip", "link", "del", br).Run()
+		}
+	}
+	if linkExists(e.bridge) {
+		id := strings.TrimSpace(e.b.Run("network", "inspect", "-f", "{{.Id}}", "bridge").Stdout)
+		exec.Command("ip", "link", "del", e.bridge).Run()
+		if len(id) >= 12 {
+			if err := nft.New("berth").Delete("net:" + id[:12]); err != nil {
+				t.Errorf("cleanup: rules of the default network: %v", err)
+			}
 		}
 	}
 }
@@ -295,13 +307,27 @@ func (e *env) checkGone(traces []trace) {
 		if _, err := os.Stat(e.endpointFile(tr.netID, tr.ctrID)); !os.IsNotExist(err) {
 			e.t.Errorf("container %.12s: its endpoint record (address allocation) on %.12s is left (stat: %v)", tr.ctrID, tr.netID, err)
 		}
-		if linkExists(tr.veth) {
+		if !waitLinkGone(tr.veth) {
 			e.t.Errorf("container %.12s: its veth %s is left", tr.ctrID, tr.veth)
 		}
 		if strings.Contains(table, "ctr:"+tr.ctrID) {
 			e.t.Errorf("container %.12s: rules left in table ip berth:\n%s", tr.ctrID, table)
 		}
 	}
+}
+
+// waitLinkGone waits, a bounded time, for a link to go: berth leaves an
+// exited container's veth pair to the kernel, which deletes it with the
+// container's network namespace, asynchronously (cleanup_net, in a work
+// queue). A bound against hangs, not a threshold.
+func waitLinkGone(name string) bool {
+	for range 500 {
+		if !linkExists(name) {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
 }
 
 func linkExists(name string) bool {

@@ -71,12 +71,19 @@ func TestUserNetworkNames(t *testing.T) {
 	// Aliases are for user networks only, as in Docker.
 	e.mustFail("network-scoped aliases", "run", "--rm", "--network-alias", "x", "busybox", "true")
 
-	// The last container and network rm take the bridge and the resolver.
+	// The bridge outlives the last container; network rm takes it.
 	e.b.MustRun("rm", "-f", "cli", "srv2")
-	if br := "br-" + id[:12]; linkExists(br) {
-		t.Errorf("bridge %s is left after the network's last container is removed", br)
+	br := "br-" + id[:12]
+	if !linkExists(br) {
+		t.Errorf("bridge %s deleted with the network's last container: it stays until network rm", br)
 	}
 	e.b.MustRun("network", "rm", "app")
+	if linkExists(br) {
+		t.Errorf("bridge %s is left after network rm", br)
+	}
+	if strings.Contains(nftTable(t), "net:"+id[:12]) {
+		t.Errorf("rules of network app left after network rm:\n%s", nftTable(t))
+	}
 	if _, err := os.Stat(filepath.Join(e.b.RunRoot, "network", id)); !os.IsNotExist(err) {
 		t.Errorf("network state of app is left after network rm (stat: %v)", err)
 	}
