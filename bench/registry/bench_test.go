@@ -1,11 +1,22 @@
 // Package registry compares berth's registry with Debian's docker-registry
-// (distribution 2.8) on loopback, skopeo as the client for both: push and
-// pull of a single-layer image, as medians of several runs, with ratios.
-// It prints numbers and asserts nothing. Run it with:
+// (distribution 2.8) on loopback. Both run as processes of their own with
+// filesystem storage under a fresh directory; skopeo is the client of the
+// push and pull rows, a Go client in this process of the manifest row:
 //
-//	BERTH_BENCH=1 go test -v -run Compare ./bench/registry/
+//   - push and pull of a 200 MB single-layer image (MB/s);
+//   - push and pull of an image of 20 layers of 5 MB (MB/s);
+//   - 50 clients fetching one manifest by tag as fast as they can
+//     (requests per second and p99 latency).
 //
-// BERTH_BENCH_MB sets the layer size (default 200).
+// Each row runs -runs times per side (default 10), sides interleaved, and
+// prints medians and the ratio berth/distribution (above 1: berth is
+// faster; for p99, below 1 is). It asserts nothing. Run it with:
+//
+//	BERTH_BENCH=1 go test -v -timeout 30m -run Compare ./bench/registry/
+//
+// Knobs: BERTH_BENCH_RUNS (10), BERTH_BENCH_ROWS (a comma list of single,
+// layers, manifests; default all), BERTH_BENCH_LOAD_SECS (seconds of each
+// manifest run, default 2), BERTH_BIN (the berth binary; built when unset).
 package registry
 
 import (
@@ -13,20 +24,30 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"log/slog"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/berth-dev/berth/registry"
 )
+
+type side struct{ name, addr string }
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
 
 func TestCompare(t *testing.T) {
 	if os.Getenv("BERTH_BENCH") == "" {
@@ -37,72 +58,169 @@ func TestCompare(t *testing.T) {
 			t.Skipf("%s not installed (apt-get install skopeo docker-registry)", c)
 		}
 	}
-	mb := 200
-	if s := os.Getenv("BERTH_BENCH_MB"); s != "" {
-		mb, _ = strconv.Atoi(s)
+	runs := envInt("BERTH_BENCH_RUNS", 10)
+	rows := os.Getenv("BERTH_BENCH_ROWS")
+	if rows == "" {
+		rows = "single,layers,manifests"
 	}
+	sides := []side{{"berth", startBerth(t)}, {"distribution", startDistribution(t)}}
+	out, _ := exec.Command("docker-registry", "--version").CombinedOutput()
+	t.Logf("peer: %s; client: skopeo; %d runs per side, interleaved; medians", strings.TrimSpace(string(out)), runs)
 
-	// berth, in process.
-	r, err := registry.New(registry.Config{Root: t.TempDir(), Addr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	addrc := make(chan net.Addr, 1)
-	go r.Serve(ctx, func(a net.Addr) { addrc <- a })
-	berth := (<-addrc).String()
-
-	// distribution, as a process.
-	dist := freeAddr(t)
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), dist)
-	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
-	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	for range 50 {
-		if c, err := net.Dial("tcp", dist); err == nil {
-			c.Close()
-			break
+	for _, row := range strings.Split(rows, ",") {
+		switch row {
+		case "single":
+			pushPull(t, sides, runs, "200 MB, 1 layer", "single", 1, 200<<20)
+		case "layers":
+			pushPull(t, sides, runs, "20 x 5 MB layers", "layers", 20, 5<<20)
+		case "manifests":
+			manifests(t, sides, runs, time.Duration(envInt("BERTH_BENCH_LOAD_SECS", 2))*time.Second)
+		default:
+			t.Fatalf("unknown row %q", row)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
+}
 
-	// Each push sends a layer the registry has not seen.
-	const runs = 5
-	srcs := make([]string, runs)
-	for i := range srcs {
-		srcs[i] = layout(t, mb<<20)
-	}
-	measure := func(addr, op string, i int) time.Duration {
-		ref := fmt.Sprintf("docker://%s/bench/img:%d", addr, i)
-		args := []string{"--insecure-policy", "copy", "--dest-tls-verify=false", "--dest-compress=false", "oci:" + srcs[i] + ":latest", ref}
-		if op == "pull" {
-			args = []string{"--insecure-policy", "copy", "--src-tls-verify=false", fmt.Sprintf("docker://%s/bench/img:0", addr), "oci:" + t.TempDir() + ":latest"}
-		}
+// pushPull measures skopeo copy of an image of n layers of size bytes into
+// each registry (a fresh image each run, so every layer is new to the
+// registry), then from it into a fresh OCI layout.
+func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size int) {
+	mb := float64(n*size) / (1 << 20)
+	push := map[string][]time.Duration{}
+	pull := map[string][]time.Duration{}
+	skopeo := func(args ...string) time.Duration {
 		start := time.Now()
-		if out, err := exec.Command("skopeo", args...).CombinedOutput(); err != nil {
+		if out, err := exec.Command("skopeo", append([]string{"--insecure-policy"}, args...)...).CombinedOutput(); err != nil {
 			t.Fatalf("skopeo %v: %v\n%s", args, err, out)
 		}
 		return time.Since(start)
 	}
-	for _, op := range []string{"push", "pull"} {
-		med := map[string]time.Duration{}
-		for _, side := range []struct{ name, addr string }{{"berth", berth}, {"distribution", dist}} {
-			var ds []time.Duration
-			for i := range runs {
-				ds = append(ds, measure(side.addr, op, i))
-			}
-			slices.Sort(ds)
-			med[side.name] = ds[runs/2]
-			t.Logf("%-5s %-12s %d MB: median %v (%.0f MB/s)", op, side.name, mb, ds[runs/2].Round(time.Millisecond), float64(mb)/ds[runs/2].Seconds())
+	for i := 0; i <= runs; i++ { // run 0 warms up
+		src := layout(t, n, size)
+		order := sides
+		if i%2 == 1 {
+			order = []side{sides[1], sides[0]}
 		}
-		t.Logf("%-5s berth/distribution throughput ratio: %.2f", op, med["distribution"].Seconds()/med["berth"].Seconds())
+		for _, s := range order {
+			ref := fmt.Sprintf("docker://%s/bench/%s:%d", s.addr, repo, i)
+			d := skopeo("copy", "--dest-tls-verify=false", "--dest-compress=false", "oci:"+src+":latest", ref)
+			dst := t.TempDir()
+			syncFS()
+			p := skopeo("copy", "--src-tls-verify=false", ref, "oci:"+dst+":latest")
+			os.RemoveAll(dst)
+			if i > 0 {
+				push[s.name] = append(push[s.name], d)
+				pull[s.name] = append(pull[s.name], p)
+			}
+		}
+		os.RemoveAll(src)
+	}
+	for _, op := range []struct {
+		name string
+		m    map[string][]time.Duration
+	}{{"push", push}, {"pull", pull}} {
+		b, d := median(op.m["berth"]), median(op.m["distribution"])
+		t.Logf("%-4s %-17s berth %6.0f MB/s (%v)  distribution %6.0f MB/s (%v)  berth/distribution %.2f×",
+			op.name, label, mb/b.Seconds(), b.Round(time.Millisecond), mb/d.Seconds(), d.Round(time.Millisecond), d.Seconds()/b.Seconds())
 	}
 }
+
+// manifests measures 50 clients, each on a connection of its own, fetching
+// one manifest by tag in a loop for dur, per run.
+func manifests(t *testing.T, sides []side, runs int, dur time.Duration) {
+	const clients = 50
+	src := layout(t, 1, 1<<10)
+	for _, s := range sides {
+		if out, err := exec.Command("skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", "oci:"+src+":latest",
+			"docker://"+s.addr+"/bench/manifest:latest").CombinedOutput(); err != nil {
+			t.Fatalf("skopeo: %v\n%s", err, out)
+		}
+	}
+	rps := map[string][]float64{}
+	p99 := map[string][]time.Duration{}
+	for i := 0; i <= runs; i++ {
+		order := sides
+		if i%2 == 1 {
+			order = []side{sides[1], sides[0]}
+		}
+		for _, s := range order {
+			r, p := load(t, s.addr, clients, dur)
+			if i > 0 {
+				rps[s.name] = append(rps[s.name], r)
+				p99[s.name] = append(p99[s.name], p)
+			}
+		}
+	}
+	slices.Sort(rps["berth"])
+	slices.Sort(rps["distribution"])
+	br, dr := rps["berth"][runs/2], rps["distribution"][runs/2]
+	bp, dp := median(p99["berth"]), median(p99["distribution"])
+	t.Logf("manifest GET, %d clients, %v a run: berth %.0f req/s p99 %v  distribution %.0f req/s p99 %v  req/s berth/distribution %.2f×  p99 berth/distribution %.2f",
+		clients, dur, br, bp.Round(10*time.Microsecond), dr, dp.Round(10*time.Microsecond), br/dr, bp.Seconds()/dp.Seconds())
+}
+
+// load runs clients loops of GET manifest for dur and returns the requests
+// per second and the 99th percentile latency.
+func load(t *testing.T, addr string, clients int, dur time.Duration) (float64, time.Duration) {
+	url := "http://" + addr + "/v2/bench/manifest/manifests/latest"
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var mu sync.Mutex
+	var lat []time.Duration
+	var failed error
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+			defer c.CloseIdleConnections()
+			var mine []time.Duration
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+				req.Header.Set("Accept", "application/vnd.oci.image.manifest.v1+json")
+				start := time.Now()
+				resp, err := c.Do(req)
+				if err != nil {
+					if ctx.Err() == nil {
+						mu.Lock()
+						failed = err
+						mu.Unlock()
+					}
+					break
+				}
+				_, err = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					if ctx.Err() == nil {
+						mu.Lock()
+						failed = fmt.Errorf("%s: %v", resp.Status, err)
+						mu.Unlock()
+					}
+					break
+				}
+				mine = append(mine, time.Since(start))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if failed != nil {
+		t.Fatalf("manifest GET from %s: %v", addr, failed)
+	}
+	slices.Sort(lat)
+	return float64(len(lat)) / dur.Seconds(), lat[len(lat)*99/100]
+}
+
+func median(ds []time.Duration) time.Duration {
+	ds = slices.Clone(ds)
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+func syncFS() { exec.Command("sync").Run() }
 
 func freeAddr(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -113,24 +231,82 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// layout writes an OCI layout with one image of one random layer of size bytes.
-func layout(t *testing.T, size int) string {
-	dir := t.TempDir()
+// waitListen waits until something accepts connections on addr.
+func waitListen(t *testing.T, addr string) {
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("nothing listens on %s", addr)
+}
+
+// startBerth runs `berth registry serve` as a process of its own.
+func startBerth(t *testing.T) string {
+	bin := os.Getenv("BERTH_BIN")
+	if bin == "" {
+		bin = filepath.Join(t.TempDir(), "berth")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/berth-dev/berth/cmd/berth").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+	}
+	addr, dir := freeAddr(t), t.TempDir()
+	cmd := exec.Command(bin, "--root", filepath.Join(dir, "data"), "registry", "serve", "--addr", addr, "--root", filepath.Join(dir, "registry"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitListen(t, addr)
+	return addr
+}
+
+// startDistribution runs Debian's docker-registry with filesystem storage
+// and deletes enabled, as the conformance peer runs.
+func startDistribution(t *testing.T) string {
+	addr, dir := freeAddr(t), t.TempDir()
+	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr)
+	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
+	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitListen(t, addr)
+	return addr
+}
+
+// layout writes an OCI layout with one image of n random layers of size
+// bytes each.
+func layout(t *testing.T, n, size int) string {
+	dir, err := os.MkdirTemp("", "berth-bench-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	write := func(b []byte) map[string]any {
 		d := digest.FromBytes(b)
 		p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
 		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, b, 0o644)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 		return map[string]any{"digest": d, "size": len(b)}
 	}
+	var layers, diffIDs []any
 	data := make([]byte, size)
-	rand.Read(data)
-	layer := write(data)
-	layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
-	cfgJSON, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": []any{layer["digest"]}}})
+	for range n {
+		rand.Read(data)
+		l := write(data)
+		l["mediaType"] = "application/vnd.oci.image.layer.v1.tar+gzip"
+		layers = append(layers, l)
+		diffIDs = append(diffIDs, l["digest"])
+	}
+	cfgJSON, _ := json.Marshal(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs}})
 	cfg := write(cfgJSON)
 	cfg["mediaType"] = "application/vnd.oci.image.config.v1+json"
-	mJSON, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg, "layers": []any{layer}})
+	mJSON, _ := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "config": cfg, "layers": layers})
 	m := write(mJSON)
 	m["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
 	m["annotations"] = map[string]string{"org.opencontainers.image.ref.name": "latest"}
