@@ -1,7 +1,8 @@
 // Package registry holds tests, and only tests, of berth's registry server
 // seen from outside: the OCI distribution-spec conformance suites (both the
 // current program and the spec 1.1 ginkgo suite, at the versions pinned in
-// conformance.sh) and interop with skopeo and podman.
+// conformance.sh), interop with skopeo, podman and berth's own client, and
+// the pull-through cache against upstream registries on loopback.
 //
 // The registry runs in the test process on a free loopback port. Run them with:
 //
@@ -13,5 +14,5 @@
 // ($BERTH_BIN, or a berth built into _out/) on a free loopback port, and
 // fails on any failed case; it is skipped with -short. The interop tests
 // install skopeo and podman with apt-get if they are missing, and skip when
-// that fails.
+// that fails; the berth client tests use $BERTH_BIN or build berth.
 package registry
