@@ -324,7 +324,7 @@ func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint) error {
 // configureInside sets the container's side up: lo, the interface, its
 // address and, for the first network with outside access, the default route.
 func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
-	h, err := netlink.NewHandleAt(ns)
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE) // not xfrm and netfilter: a socket each, made in the namespace
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", ep.Netns, err)
 	}

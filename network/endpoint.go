@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/berth-dev/berth/errdefs"
 )
 
@@ -127,8 +129,21 @@ func (m *Manager) writeEndpoint(e *Endpoint) error {
 		return fmt.Errorf("write endpoint: %w", err)
 	}
 	// The hint spreads allocations: the next address starts after this one.
-	_ = os.WriteFile(filepath.Join(m.stateDir(e.NetworkID), "last"), []byte(e.IP.String()), 0o600)
+	writeHint(filepath.Join(m.stateDir(e.NetworkID), "last"), e.IP.String())
 	return nil
+}
+
+// writeHint overwrites the start of a small file in place, padded to a
+// fixed width, never truncating it: on ext4, truncating a file with data
+// and writing it again makes close start its writeback (auto_da_alloc),
+// ~1 ms on every Attach. A torn hint only fails to parse.
+func writeHint(path, s string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.WriteAt([]byte(fmt.Sprintf("%-39s\n", s)), 0)
 }
 
 func (m *Manager) lastIP(netID string) netip.Addr {

@@ -43,7 +43,7 @@ func randHex(n int) string {
 // nftables table, default bridge and subnets in 10.231.0.0/16 (which the
 // host's routes were checked not to use), and cleans up everything
 // it may have made, even when the test fails.
-func testManager(t *testing.T) *Manager {
+func testManager(t testing.TB) *Manager {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")

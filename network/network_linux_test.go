@@ -21,7 +21,7 @@ import (
 	"github.com/berth-dev/berth/network/nft"
 )
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	// A bound against hangs, not a threshold: every step is event-driven.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
