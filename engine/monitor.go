@@ -636,6 +636,11 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err != nil {
 		return "", err
 	}
+	if wd := c.Config.WorkingDir; wd != "" && wd != "/" {
+		if err := mkdirInRoot(rootfs, wd, user.uid, user.gid); err != nil {
+			return "", err
+		}
+	}
 	ms, err := e.mountSpecs(ctx, c, rootfs)
 	if err != nil {
 		return "", err

@@ -61,11 +61,12 @@ func (e *Engine) networkDefaults() netDefaults {
 		}
 		return true
 	}
-	// The default network: a /24 in 10.128.0.0/10; user networks: a /20
-	// pool in 10.192.0.0/10. Start where the hash points, walk on.
-	for i := 0; i < 4096; i++ {
-		n := (int(h[5])<<8 | int(h[6])) + i
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + (n>>8)%64), byte(n), 0}), 24)
+	// The default network: a /16 in 10.128.0.0/10 (room for thousands of
+	// containers, as Docker's); user networks: a /20 pool in
+	// 10.192.0.0/10. Start where the hash points, walk on.
+	for i := 0; i < 64; i++ {
+		n := int(h[5]) + i
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(128 + n%64), 0, 0}), 16)
 		if free(p) {
 			d.Subnet = p.String()
 			break

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"os"
 	"path"
 	"slices"
@@ -377,4 +378,49 @@ func readInRoot(root, p string) ([]byte, error) {
 		return nil, err
 	}
 	return buf[:n], nil
+}
+
+// mkdirInRoot makes dir and its missing parents inside the container's
+// root file system, every component resolved inside it (a symlink cannot
+// lead out), what it creates owned by uid:gid — as Docker makes a missing
+// working directory.
+func mkdirInRoot(root, dir string, uid, gid uint32) error {
+	rfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(rfd)
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	parts := strings.Split(strings.Trim(path.Clean("/"+dir), "/"), "/")
+	for i := range parts {
+		if parts[i] == "" {
+			continue
+		}
+		p := strings.Join(parts[:i+1], "/")
+		fd, err := unix.Openat2(rfd, p, how)
+		if err == nil {
+			unix.Close(fd)
+			continue
+		}
+		if err != unix.ENOENT {
+			return fmt.Errorf("working directory %s: %w", dir, err)
+		}
+		parent := "."
+		if i > 0 {
+			parent = strings.Join(parts[:i], "/")
+		}
+		pfd, err := unix.Openat2(rfd, parent, how)
+		if err != nil {
+			return fmt.Errorf("working directory %s: %w", dir, err)
+		}
+		err = unix.Mkdirat(pfd, parts[i], 0o755)
+		if err == nil {
+			err = unix.Fchownat(pfd, parts[i], int(uid), int(gid), unix.AT_SYMLINK_NOFOLLOW)
+		}
+		unix.Close(pfd)
+		if err != nil && err != unix.EEXIST {
+			return fmt.Errorf("working directory %s: %w", dir, err)
+		}
+	}
+	return nil
 }

@@ -152,9 +152,6 @@ func TestRunOptions(t *testing.T) {
 		{"privileged", []string{"--privileged", "busybox", "sh", "-c", "grep CapEff /proc/self/status | cut -f2"}, capBnd(t)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.name == "missing workdir is made" {
-				t.Skip("bug: run -w of a directory missing from the image fails (chdir to cwd /tmp/new: no such file or directory, exit 1); Docker makes it")
-			}
 			e.t = t
 			res := e.run(append([]string{"run", "--rm"}, tc.args...)...)
 			if res.Code != 0 || strings.TrimSpace(res.Stdout) != tc.want {
