@@ -375,6 +375,9 @@ func isZeroMask(m net.IPMask) bool {
 // making one again for the next container ~10 ms more.
 func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
 	if br, err := netlink.LinkByName(n.Bridge); err == nil {
+		if a := m.bridgeAlias(n); br.Attrs().Alias != a {
+			return br, m.adoptBridge(n, br, a)
+		}
 		return br, nil
 	}
 	fw := m.firewall()
@@ -428,6 +431,38 @@ func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
 		return fail(err)
 	}
 	return br, nil
+}
+
+// adoptBridge makes a bridge of the network's name that another network
+// made (a data root removed and made again with the same bridge, as the
+// bench's stores do; or an older berth, without alias) this network's: its
+// alias, and this network's rules instead of the other's.
+func (m *Manager) adoptBridge(n *Network, br netlink.Link, alias string) error {
+	fw := m.firewall()
+	if err := fw.Ensure(); err != nil {
+		return err
+	}
+	if file, ok := strings.CutPrefix(br.Attrs().Alias, aliasPrefix); ok {
+		if id := strings.TrimSuffix(filepath.Base(file), ".json"); len(id) >= 12 {
+			if err := fw.Delete(netOwner(&Network{ID: id})); err != nil {
+				return err
+			}
+		}
+	}
+	if err := fw.Delete(netOwner(n)); err != nil {
+		return err
+	}
+	if err := fw.AddNetwork(nft.Network{Owner: netOwner(n), Bridge: n.Bridge, Subnet: n.Subnet, Internal: n.Internal}); err != nil {
+		return err
+	}
+	gw := &netlink.Addr{IPNet: &net.IPNet{IP: n.Gateway.AsSlice(), Mask: net.CIDRMask(n.Subnet.Bits(), 32)}}
+	if err := netlink.AddrReplace(br, gw); err != nil {
+		return fmt.Errorf("address bridge %s: %w", n.Bridge, err)
+	}
+	if err := netlink.LinkSetAlias(br, alias); err != nil {
+		return fmt.Errorf("bridge %s: set alias: %w", n.Bridge, err)
+	}
+	return nil
 }
 
 // aliasPrefix starts the alias of every bridge berth makes.
