@@ -133,6 +133,7 @@ func newRoot(a *app) *cobra.Command {
 		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
 		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a),
 		newPullCmd(a), newPushCmd(a), newLoginCmd(a), newLogoutCmd(a), newManifestCmd(a),
+		newBuildCmd(a), newBuilderCmd(a),
 	)
 	return root
 }

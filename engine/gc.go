@@ -61,6 +61,11 @@ func (e *Engine) gc(ctx context.Context) (gcReport, error) {
 	for _, d := range leased.Layers {
 		keepLayer[d] = true
 	}
+	// The build cache's records keep their layers (engine/build.go); read
+	// after the leases, as a build writes its records before releasing.
+	if err := e.keepBuildCache(ctx, keepBlob, keepLayer); err != nil {
+		return rep, fmt.Errorf("gc: %w", err)
+	}
 	db, err := e.images.Load(ctx)
 	if err != nil {
 		return rep, err

@@ -1,0 +1,480 @@
+package engine
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-dev/berth/archive"
+	"github.com/berth-dev/berth/build"
+	"github.com/berth-dev/berth/container"
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/internal/lease"
+	"github.com/berth-dev/berth/runtime"
+	"github.com/berth-dev/berth/snapshot"
+)
+
+// BuildOptions are a build's inputs (see package build).
+type BuildOptions = build.Options
+
+// Build builds an image from a Dockerfile and its context, as docker
+// build does, and tags it with opts.Tags once every step has succeeded:
+// a failed build tags nothing. RUN steps run through berth's runtime on a
+// writable snapshot of the step before; COPY and ADD write into such a
+// snapshot without a process; each step's changes become a layer.
+//
+// The cache of step results lives under the data root's build/ (see
+// build.Cache); the engine's garbage collection keeps the layers its
+// records name.
+func (e *Engine) Build(ctx context.Context, opts BuildOptions) (res *build.Result, err error) {
+	if e.snaps.Driver() != "overlay" {
+		return nil, errdefs.NotImplemented("build needs the overlay storage driver, not %s", e.snaps.Driver())
+	}
+	cache, err := e.BuildCache()
+	if err != nil {
+		return nil, err
+	}
+	opts.Cache = cache
+	l, err := lease.New(e.leaseDir())
+	if err != nil {
+		return nil, err
+	}
+	defer e.finish(ctx, l, &err)
+	return build.Build(ctx, &buildBackend{e: e, lease: l}, opts)
+}
+
+// BuildCache opens the build cache of the data root.
+func (e *Engine) BuildCache() (*build.Cache, error) {
+	return build.OpenCache(filepath.Join(e.root, "build"))
+}
+
+// PruneBuildCache removes the build cache's records and cache mounts and
+// collects the layers only they kept. It returns how many records went
+// and the bytes reclaimed.
+func (e *Engine) PruneBuildCache(ctx context.Context) (int, int64, error) {
+	c, err := e.BuildCache()
+	if err != nil {
+		return 0, 0, err
+	}
+	_, _, mountBytes, err := c.Usage()
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := c.Prune(ctx)
+	if err != nil {
+		return n, 0, err
+	}
+	rep, err := e.gc(ctx)
+	return n, rep.Reclaimed + mountBytes, err
+}
+
+// BuildCacheUsage is the build cache's line of system df.
+type BuildCacheUsage struct {
+	Records, Mounts int
+	// Size is what the layers only the cache keeps and the cache mounts
+	// use, in bytes.
+	Size int64
+}
+
+// BuildCacheDiskUsage measures the build cache.
+func (e *Engine) BuildCacheDiskUsage(ctx context.Context) (BuildCacheUsage, error) {
+	var u BuildCacheUsage
+	c, err := e.BuildCache()
+	if err != nil {
+		return u, err
+	}
+	var mountBytes int64
+	if u.Records, u.Mounts, mountBytes, err = c.Usage(); err != nil {
+		return u, err
+	}
+	roots, err := c.Roots(ctx)
+	if err != nil {
+		return u, err
+	}
+	db, err := e.images.Load(ctx)
+	if err != nil {
+		return u, err
+	}
+	byImage := map[digest.Digest]bool{}
+	for _, r := range db.Images {
+		for _, c := range image.ChainIDs(r.DiffIDs) {
+			byImage[c] = true
+		}
+	}
+	seen := map[digest.Digest]bool{}
+	for _, ls := range roots {
+		for _, c := range image.ChainIDs(diffIDsOf(ls)) {
+			if byImage[c] || seen[c] {
+				continue
+			}
+			seen[c] = true
+			if info, err := e.snaps.Stat(ctx, c); err == nil {
+				u.Size += info.Size
+			}
+		}
+	}
+	u.Size += mountBytes
+	return u, nil
+}
+
+// keepBuildCache marks what the build cache's records need, for gc.
+func (e *Engine) keepBuildCache(ctx context.Context, keepBlob, keepLayer map[digest.Digest]bool) error {
+	c, err := e.BuildCache()
+	if err != nil {
+		return err
+	}
+	roots, err := c.Roots(ctx)
+	if err != nil {
+		return err
+	}
+	for _, ls := range roots {
+		for _, l := range ls {
+			keepBlob[l.Blob.Digest] = true
+		}
+		for _, c := range image.ChainIDs(diffIDsOf(ls)) {
+			keepLayer[c] = true
+		}
+	}
+	return nil
+}
+
+func diffIDsOf(ls []build.Layer) []digest.Digest {
+	out := make([]digest.Digest, len(ls))
+	for i, l := range ls {
+		out[i] = l.DiffID
+	}
+	return out
+}
+
+func topChain(ls []build.Layer) digest.Digest {
+	if len(ls) == 0 {
+		return ""
+	}
+	cs := image.ChainIDs(diffIDsOf(ls))
+	return cs[len(cs)-1]
+}
+
+// buildBackend is the engine as package build sees it. Everything it
+// makes is held by the build's lease until the build ends.
+type buildBackend struct {
+	e     *Engine
+	lease *lease.Lease
+}
+
+func (b *buildBackend) Image(ctx context.Context, name string) (*build.Image, error) {
+	e := b.e
+	db, err := e.images.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := db.Resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := e.imageConfig(ctx, rec)
+	if err != nil {
+		return nil, err
+	}
+	mb, err := e.content.ReadAll(ctx, rec.Manifest.Digest, image.MaxManifestSize)
+	if err != nil {
+		return nil, fmt.Errorf("image %s: manifest: %w", name, err)
+	}
+	m, err := image.ParseManifest(mb)
+	if err != nil || len(m.Layers) != len(rec.DiffIDs) {
+		return nil, errdefs.DataCorrupt("image %s: bad manifest", name)
+	}
+	img := &build.Image{ID: rec.ID, Config: cfg}
+	var blobs []digest.Digest
+	for i, d := range rec.DiffIDs {
+		img.Layers = append(img.Layers, build.Layer{DiffID: d, Blob: m.Layers[i]})
+		blobs = append(blobs, m.Layers[i].Digest)
+	}
+	// The build may outlive a concurrent rmi of its base.
+	if err := b.lease.AddBlobs(append(blobs, rec.ID, rec.Manifest.Digest)...); err != nil {
+		return nil, err
+	}
+	if err := b.lease.AddLayers(image.ChainIDs(rec.DiffIDs)...); err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// buildSnap is a writable snapshot of a build step, mounted.
+type buildSnap struct {
+	b      *buildBackend
+	key    string
+	dir    string // holds rootfs/ and the RUN step's bundle/
+	parent digest.Digest
+}
+
+func (b *buildBackend) Prepare(ctx context.Context, layers []build.Layer) (build.Snapshot, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	key := "build-" + hex.EncodeToString(rnd[:])
+	parent := topChain(layers)
+	mounts, err := b.e.snaps.Prepare(ctx, key, parent)
+	if err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	s := &buildSnap{b: b, key: key, dir: filepath.Join(b.e.runRoot, "build", key), parent: parent}
+	root := s.Root()
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		b.e.snaps.Remove(context.WithoutCancel(ctx), key)
+		return nil, err
+	}
+	if err := snapshot.MountAll(mounts, root); err != nil {
+		b.e.snaps.Remove(context.WithoutCancel(ctx), key)
+		os.RemoveAll(s.dir)
+		return nil, fmt.Errorf("build: mount: %w", err)
+	}
+	return s, nil
+}
+
+func (s *buildSnap) Root() string { return filepath.Join(s.dir, "rootfs") }
+
+func (s *buildSnap) Release(ctx context.Context) error {
+	err := snapshot.Unmount(s.Root())
+	if rerr := s.b.e.snaps.Remove(ctx, s.key); err == nil {
+		err = rerr
+	}
+	os.RemoveAll(s.dir)
+	return err
+}
+
+func (s *buildSnap) Commit(ctx context.Context, epoch *time.Time) (build.Layer, bool, error) {
+	e := s.b.e
+	upper, err := e.snaps.UpperDir(ctx, s.key)
+	if err != nil {
+		return build.Layer{}, false, err
+	}
+	w, err := e.content.Writer(ctx)
+	if err != nil {
+		return build.Layer{}, false, err
+	}
+	defer w.Close()
+	n, err := layerOf(ctx, w, upper, epoch)
+	if err != nil {
+		return build.Layer{}, false, fmt.Errorf("build: layer: %w", err)
+	}
+	if n == 0 {
+		return build.Layer{}, false, nil
+	}
+	diffID := w.Digest()
+	if _, _, err := e.unpackLayer(ctx, s.b.lease, s.parent, diffID, w.Path()); err != nil {
+		return build.Layer{}, false, err
+	}
+	if err := s.b.lease.AddBlobs(diffID); err != nil {
+		return build.Layer{}, false, err
+	}
+	info, err := w.Commit(ctx, diffID)
+	if err != nil {
+		return build.Layer{}, false, err
+	}
+	return build.Layer{DiffID: diffID, Blob: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: info.Digest, Size: info.Size}}, true, nil
+}
+
+// layerOf writes the changes in upper as a layer and returns how many
+// entries it holds: archive.Diff, with times clamped to epoch when set.
+func layerOf(ctx context.Context, w io.Writer, upper string, epoch *time.Time) (int, error) {
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(archive.Diff(ctx, pw, upper)) }()
+	defer pr.Close()
+	tr := tar.NewReader(pr)
+	tw := tar.NewWriter(w)
+	n := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+		if epoch != nil {
+			if h.ModTime.After(*epoch) {
+				h.ModTime = *epoch
+			}
+			h.AccessTime, h.ChangeTime = time.Time{}, time.Time{}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return 0, err
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	return n, tw.Close()
+}
+
+func (b *buildBackend) Run(ctx context.Context, root string, p build.Process) (int, error) {
+	e := b.e
+	if len(p.Args) == 0 {
+		return -1, errdefs.InvalidArgument("RUN: no command")
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	id := "build-" + hex.EncodeToString(rnd[:])
+	user, err := resolveUser(root, p.User)
+	if err != nil {
+		return -1, err
+	}
+	env := p.Env
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+user.home)
+	}
+	if cwd, err := securejoin.SecureJoin(root, p.Cwd); err == nil {
+		if err := os.MkdirAll(cwd, 0o755); err != nil {
+			return -1, fmt.Errorf("RUN: working directory: %w", err)
+		}
+	}
+	c := &container.Container{ID: id, Path: p.Args[0], Args: p.Args[1:]}
+	c.Config.Env = env
+	c.Config.WorkingDir = p.Cwd
+	c.Config.Hostname = "buildkitsandbox"
+	mounts := p.Mounts
+	netns := "host"
+	if p.Network == "none" {
+		netns = ""
+	} else {
+		for _, f := range []string{"/etc/resolv.conf", "/etc/hosts"} {
+			if _, err := os.Stat(f); err == nil {
+				mounts = append(mounts, specs.Mount{Destination: f, Type: "bind", Source: f, Options: []string{"rbind", "ro"}})
+			}
+		}
+	}
+	spec, err := buildSpec(specInput{c: c, rootfs: root, user: user, mounts: mounts, netns: netns})
+	if err != nil {
+		return -1, err
+	}
+	// Mount points the runtime makes are not the step's changes: note
+	// which are missing now, and remove them (if still empty) after.
+	var created []string
+	for _, m := range spec.Mounts {
+		if top := firstMissing(root, m.Destination); top != "" {
+			created = append(created, top)
+		}
+	}
+	defer func() {
+		for i := len(created) - 1; i >= 0; i-- {
+			removeEmptyTree(created[i])
+		}
+	}()
+	bundle := filepath.Join(e.runRoot, "build", id)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return -1, err
+	}
+	defer os.RemoveAll(bundle)
+	sb, err := json.Marshal(spec)
+	if err != nil {
+		return -1, err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), sb, 0o600); err != nil {
+		return -1, err
+	}
+	code, err := runtime.Run(ctx, id, bundle, runtime.Options{Root: e.runtimeRoot(), Stdin: p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr})
+	var pe *runtime.ProcessError
+	if errors.As(err, &pe) {
+		fmt.Fprintln(p.Stderr, pe.Msg)
+		return pe.Code, nil
+	}
+	return code, err
+}
+
+// firstMissing returns the host path of the topmost component of p (in
+// root) that does not exist, or "" if p exists.
+func firstMissing(root, p string) string {
+	cur := "/"
+	for _, part := range strings.Split(strings.Trim(p, "/"), "/") {
+		if part == "" {
+			continue
+		}
+		cur = filepath.Join(cur, part)
+		hp, err := securejoin.SecureJoin(root, cur)
+		if err != nil {
+			return ""
+		}
+		if _, err := os.Lstat(hp); errors.Is(err, fs.ErrNotExist) {
+			return hp
+		}
+	}
+	return ""
+}
+
+// removeEmptyTree removes p if it is an empty file or a tree of empty
+// directories and files: the mount points a run left.
+func removeEmptyTree(p string) {
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return
+	}
+	if fi.IsDir() {
+		ents, _ := os.ReadDir(p)
+		for _, en := range ents {
+			removeEmptyTree(filepath.Join(p, en.Name()))
+		}
+		os.Remove(p)
+		return
+	}
+	if fi.Mode().IsRegular() && fi.Size() == 0 {
+		os.Remove(p)
+	}
+}
+
+func (b *buildBackend) StoreImage(ctx context.Context, cfg *image.Config, layers []build.Layer, tags []string) (digest.Digest, error) {
+	e := b.e
+	var names []string
+	for _, t := range tags {
+		tag, err := image.ParseTag(t)
+		if err != nil {
+			return "", err
+		}
+		names = append(names, tag.String())
+	}
+	cfg.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: diffIDsOf(layers)}
+	if cfg.RootFS.DiffIDs == nil {
+		cfg.RootFS.DiffIDs = []digest.Digest{}
+	}
+	var descs []ocispec.Descriptor
+	var size int64
+	for i, c := range image.ChainIDs(cfg.RootFS.DiffIDs) {
+		descs = append(descs, layers[i].Blob)
+		if info, err := e.snaps.Stat(ctx, c); err == nil {
+			size += info.Size
+		}
+	}
+	if descs == nil {
+		descs = []ocispec.Descriptor{}
+	}
+	rec, err := e.storeImage(ctx, b.lease, cfg, descs, size)
+	if err != nil {
+		return "", err
+	}
+	err = e.images.Update(ctx, func(db *image.DB) error {
+		if old, ok := db.Images[rec.ID]; ok {
+			rec.Added = old.Added
+		}
+		db.Images[rec.ID] = rec
+		for _, n := range names {
+			db.Tags[n] = rec.ID
+		}
+		return nil
+	})
+	return rec.ID, err
+}
