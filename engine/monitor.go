@@ -27,8 +27,12 @@ import (
 	"github.com/berth-dev/berth/snapshot"
 )
 
-// monitorIdle is how long the monitor lingers with nothing to watch.
-const monitorIdle = 30 * time.Second
+// monitorIdle is how long the monitor lingers with nothing to watch;
+// monitorQuiet how long after its last request it trims its memory.
+const (
+	monitorIdle  = 30 * time.Second
+	monitorQuiet = 2 * time.Second
+)
 
 // ServeMonitor runs the container monitor of this engine's run root (see
 // package monitor) until it has been idle for a while. ready, if not nil,
@@ -89,8 +93,10 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 			}()
 		}
 	}()
-	// Exit once idle: no session and no client for monitorIdle.
+	// Exit once idle: no session and no client for monitorIdle. Once
+	// quiet for a moment, give memory back (see monitor.Trim).
 	idle := time.NewTimer(monitorIdle)
+	quiet := time.NewTimer(monitorQuiet)
 	for {
 		select {
 		case <-ctx.Done():
@@ -104,6 +110,9 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 			return nil
 		case <-m.activity:
 			idle.Reset(monitorIdle)
+			quiet.Reset(monitorQuiet)
+		case <-quiet.C:
+			monitor.Trim()
 		case <-idle.C:
 			m.mu.Lock()
 			busy := len(m.sessions) > 0 || m.conns > 0
@@ -150,6 +159,11 @@ func (m *monitorServer) track(delta int) {
 	m.mu.Lock()
 	m.conns += delta
 	m.mu.Unlock()
+	m.poke()
+}
+
+// poke tells the main loop something happened.
+func (m *monitorServer) poke() {
 	select {
 	case m.activity <- struct{}{}:
 	default:
@@ -505,6 +519,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 	m.mu.Lock()
 	delete(m.sessions, s.id)
 	m.mu.Unlock()
+	m.poke()
 	for _, w := range waiters {
 		w <- code
 	}
