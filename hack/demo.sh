@@ -10,7 +10,9 @@
 #   -> stop it gracefully -> remove it
 #   -> serve a registry (berth's own) -> push -> remove locally -> pull back
 #   -> run the pulled image with a published port and fetch a page from it
-#   -> stop and remove it -> disk usage
+#   -> stop and remove it
+#   -> build the seed's example (examples/seed) -> run it with -p 3000
+#   -> fetch its page -> stop and remove it -> disk usage
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,7 +26,7 @@ b() { "$berth" --runroot "$demo/run" "$@"; }
 step() { printf '\n\033[1m$ berth %s\033[0m\n' "$*"; b "$@"; }
 registry_pid=
 cleanup() {
-	"$berth" --runroot "$demo/run" rm -f web >/dev/null 2>&1 || true
+	"$berth" --runroot "$demo/run" rm -f web app >/dev/null 2>&1 || true
 	[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
 	pkill -f -- "--runroot $demo/run " 2>/dev/null || true
 	rm -rf "$demo"
@@ -74,5 +76,19 @@ printf '\n\033[1m$ curl http://127.0.0.1:%s/\033[0m\n' "$web_port"
 curl -fsS "http://127.0.0.1:$web_port/"
 step stop web
 step rm web
+
+# The seed's example: build it from its Dockerfile on a local Node.js base
+# image (hack/mknodeimage.sh), run it with its port published, fetch a page.
+printf '\n\033[1m$ hack/mknodeimage.sh\033[0m\n'
+BERTH="$berth" "$root/hack/mknodeimage.sh" --runroot "$demo/run"
+printf '\n\033[1m$ cd examples/seed && berth build -t myapp:v1 .\033[0m\n'
+(cd "$root/examples/seed" && b build -t myapp:v1 .)
+app_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+step run -d --name app -p "127.0.0.1:$app_port:3000" myapp:v1
+for _ in $(seq 50); do curl -fsS "http://127.0.0.1:$app_port/" >/dev/null 2>&1 && break; sleep 0.1; done
+printf '\n\033[1m$ curl http://127.0.0.1:%s/\033[0m\n' "$app_port"
+curl -fsS "http://127.0.0.1:$app_port/"
+step stop app
+step rm app
 step system df
 printf '\nThe demo ran in its own data root (%s), now removed.\n' "$BERTH_ROOT"
