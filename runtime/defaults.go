@@ -19,7 +19,9 @@ func DefaultCapabilities() []string { return append([]string(nil), defaultCaps..
 func DefaultSpec() *specs.Spec {
 	caps := DefaultCapabilities()
 	return &specs.Spec{
-		Version: specs.Version,
+		// Nothing here needs a newer spec, and older runtimes (Debian's crun
+		// 1.8) refuse versions they do not know.
+		Version: "1.0.2",
 		Root:    &specs.Root{Path: "rootfs"},
 		Process: &specs.Process{
 			Args:            []string{"sh"},

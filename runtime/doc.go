@@ -5,11 +5,22 @@
 // Resume, Processes and Stats.
 //
 // Each container has a state directory under Options.Root holding
-// state.json and, between create and start, the exec FIFO that start
-// writes to. The container's init process (package internal/initproc) is
-// this same binary re-executed from a read-only detached mount of itself,
-// cloned with clone3 straight into the container's namespaces and, on
-// cgroup v2, into its cgroup (CLONE_INTO_CGROUP).
+// state.json, the spec as created (spec.json) and, between create and
+// start, the exec FIFO that start writes to.
+//
+// The container's init comes to life in one of two ways. The fast path
+// (package internal/forkinit) compiles the init into a list of system calls
+// and forks a child of this process that runs them and execs the
+// container's process: no second Go runtime, no re-executed binary. On
+// cgroup v2 the child is cloned into its cgroup (CLONE_INTO_CGROUP); on v1
+// it mounts while the parent makes the cgroup, then moves itself in. What
+// the fast path does not cover (user namespaces, terminals, hooks run in
+// the container, exec) goes to package internal/initproc: this binary
+// re-executed from a read-only mount of itself, in the new namespaces.
+//
+// Two environment variables are for people measuring or debugging:
+// BERTH_RUNTIME_TRACE prints how long each step of a start took;
+// BERTH_RUNTIME_REEXEC_INIT forces the re-executed init.
 //
 // The runc-compatible command line lives in package runtime/cli.
 package runtime

@@ -231,7 +231,8 @@ func TestDevices(t *testing.T) {
 	}
 }
 
-// cgroupFile reads a v1 (or v2) cgroup file of a running container.
+// cgroupFile reads a cgroup file of a running container: v1 is
+// "controller/file", v2 the file's name on a unified host.
 func cgroupFile(t *testing.T, id, v1, v2 string) string {
 	t.Helper()
 	var p string

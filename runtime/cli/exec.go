@@ -43,8 +43,7 @@ func (a *app) execCmd() *cobra.Command {
 				if len(args) < 2 {
 					return fmt.Errorf("exec needs a command or --process")
 				}
-				st := c.State(ctx)
-				_ = st
+				// Defaults from the bundle's process, as runc does.
 				base, err := runtime.LoadSpec(c.State(ctx).Bundle)
 				if err == nil {
 					p = *base.Process

@@ -92,7 +92,6 @@ func (a *app) runCmd() *cobra.Command {
 					}
 				}
 			}()
-			_ = keep
 			code, err := runtime.Run(ctx, id, cf.bundle, cf.options(a))
 			if err != nil {
 				return err
@@ -105,7 +104,7 @@ func (a *app) runCmd() *cobra.Command {
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVarP(&detach, "detach", "d", false, "do not wait for the container")
-	cmd.Flags().BoolVar(&keep, "keep", false, "accepted for compatibility")
+	cmd.Flags().BoolVar(&keep, "keep", false, "accepted for compatibility (the container is always deleted)")
 	return cmd
 }
 

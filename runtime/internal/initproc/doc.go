@@ -7,7 +7,9 @@
 //
 // # How the init comes to life
 //
-// The runtime re-executes its own binary, from a read-only detached mount of
+// This is the init for what the fast path (package forkinit) does not do:
+// user namespaces, a terminal, hooks run in the container, and exec into a
+// running container. The runtime re-executes its own binary, from a read-only detached mount of
 // itself, with the environment variable named by EnvInit set. This package's
 // init function sees it and runs the container init from there, before the
 // main package — and before the package initialisation of most of the
