@@ -170,7 +170,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	var res *specs.LinuxResources
 	cgPath := ""
 	if spec.Linux != nil {
-		res, cgPath = spec.Linux.Resources, spec.Linux.CgroupsPath
+		res, cgPath = withDevices(spec.Linux.Resources, spec.Linux.Devices), spec.Linux.CgroupsPath
 	}
 	tr.mark("spec, state dir")
 	if cg, err = rcgroups.New(rcgroups.ResolvePath(cgPath, id), res); err != nil {
@@ -572,6 +572,33 @@ func planNamespaces(spec *specs.Spec) (*nsPlan, error) {
 		}
 	}
 	return p, nil
+}
+
+// withDevices returns the resources with the devices the spec lists for
+// the container allowed in its device cgroup (after the spec's own rules),
+// as runc does: a device the container is given is one it may use.
+func withDevices(r *specs.LinuxResources, devs []specs.LinuxDevice) *specs.LinuxResources {
+	if len(devs) == 0 {
+		return r
+	}
+	var c specs.LinuxResources
+	if r != nil {
+		c = *r
+	}
+	c.Devices = append([]specs.LinuxDeviceCgroup(nil), c.Devices...)
+	for _, d := range devs {
+		typ := d.Type
+		switch typ {
+		case "u":
+			typ = "c"
+		case "c", "b":
+		default:
+			continue
+		}
+		major, minor := d.Major, d.Minor
+		c.Devices = append(c.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
+	}
+	return &c
 }
 
 // initSpec is the part of the spec the init uses: resources and the
