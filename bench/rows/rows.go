@@ -37,6 +37,7 @@ func All(env Env) ([]harness.Row, error) {
 		importRootfs,
 		runTrueRow, density100, density1000,
 		bridgeStartRow, requestRateRow, publishedBytesRow,
+		buildRowCold, buildRowCached, buildRowChanged,
 	}
 	var rows []harness.Row
 	for _, m := range makers {
