@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"path"
 	"runtime"
 	"slices"
@@ -442,7 +441,7 @@ func (st *state) shellOf() []string {
 	return []string{"/bin/sh", "-c"}
 }
 
-// withEpoch returns the epoch for layers, if any.
+// epoch returns the epoch for layers, if any.
 func (bd *builder) epoch() *time.Time { return bd.opts.Epoch }
 
 func (bd *builder) count(cached bool) {
@@ -454,7 +453,9 @@ func (bd *builder) count(cached bool) {
 	}
 }
 
-// runFile is a heredoc of a RUN, as a file its command can read.
+// heredocScript is the shell script a RUN with heredocs runs: the
+// heredoc itself when it is the whole command, or else the command line
+// with the heredocs appended for the shell to read.
 func heredocScript(c *instructions.RunCommand) (string, bool) {
 	if len(c.Files) == 0 || !c.PrependShell {
 		return "", false
@@ -484,6 +485,3 @@ func heredocScript(c *instructions.RunCommand) (string, bool) {
 	}
 	return sb.String(), true
 }
-
-// tempFile is a scratch file for a step.
-func tempFile(pattern string) (*os.File, error) { return os.CreateTemp("", pattern) }
