@@ -5,6 +5,7 @@ package server
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -258,6 +259,15 @@ func (r *recorder) Write(p []byte) (int, error) {
 	r.wrote = true
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom hands a file to the connection's own ReadFrom, so that blobs go
+// out with sendfile(2) rather than through a buffer.
+func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
+	r.wrote = true
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
 	return n, err
 }
 
