@@ -23,7 +23,7 @@ func TestConformance(t *testing.T) {
 	}
 	top := repoRoot(t)
 	out := filepath.Join(top, "_out", "conformance")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(top, "tests", "registry", "conformance.sh"))
 	cmd.Env = append(os.Environ(), "CONFORMANCE_OUT="+out)
