@@ -6,4 +6,4 @@
 set -euo pipefail
 # shellcheck source=hack/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-ensure_pkgs busybox-static tar podman skopeo crun runc uidmap conmon tini docker-registry
+ensure_pkgs busybox-static tar podman skopeo crun runc uidmap conmon tini docker-registry buildah
