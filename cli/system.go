@@ -103,6 +103,10 @@ func newDfCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			bc, err := e.BuildCacheDiskUsage(cmd.Context())
+			if err != nil {
+				return err
+			}
 			type row struct{ Type, TotalCount, Active, Size, Reclaimable string }
 			pct := func(part, whole int64) string {
 				if whole == 0 {
@@ -114,7 +118,7 @@ func newDfCmd(a *app) *cobra.Command {
 				row{"Images", fmt.Sprint(len(du.Images)), fmt.Sprint(du.ActiveImages), format.Size(du.LayersSize), pct(du.Reclaimable, du.LayersSize)},
 				row{"Containers", fmt.Sprint(du.Containers), fmt.Sprint(du.RunningContainers), format.Size(du.ContainersSize), pct(du.ContainersReclaimable, du.ContainersSize)},
 				row{"Local Volumes", fmt.Sprint(du.Volumes), fmt.Sprint(du.VolumesInUse), format.Size(du.VolumesSize), pct(du.VolumesReclaimable, du.VolumesSize)},
-				row{"Build Cache", "0", "0", "0B", "0B"},
+				row{"Build Cache", fmt.Sprint(bc.Records), "0", format.Size(bc.Size), format.Size(bc.Size)},
 			}
 			t, err := format.Parse(formatStr, "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
 				map[string]string{"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE", "Reclaimable": "RECLAIMABLE"})
