@@ -64,6 +64,13 @@ func (e *Engine) BuildCache() (*build.Cache, error) {
 	return build.OpenCache(filepath.Join(e.root, "build"))
 }
 
+// hasBuildCache reports whether the data root has a build cache: whether
+// it ever built.
+func (e *Engine) hasBuildCache() bool {
+	_, err := os.Stat(filepath.Join(e.root, "build"))
+	return err == nil
+}
+
 // PruneBuildCache removes the build cache's records and cache mounts and
 // collects the layers only they kept. It returns how many records went
 // and the bytes reclaimed.
@@ -95,6 +102,9 @@ type BuildCacheUsage struct {
 // BuildCacheDiskUsage measures the build cache.
 func (e *Engine) BuildCacheDiskUsage(ctx context.Context) (BuildCacheUsage, error) {
 	var u BuildCacheUsage
+	if !e.hasBuildCache() {
+		return u, nil
+	}
 	c, err := e.BuildCache()
 	if err != nil {
 		return u, err
@@ -133,8 +143,12 @@ func (e *Engine) BuildCacheDiskUsage(ctx context.Context) (BuildCacheUsage, erro
 	return u, nil
 }
 
-// keepBuildCache marks what the build cache's records need, for gc.
+// keepBuildCache marks what the build cache's records need, for gc. A
+// data root that never built has no cache, and gets none from gc.
 func (e *Engine) keepBuildCache(ctx context.Context, keepBlob, keepLayer map[digest.Digest]bool) error {
+	if !e.hasBuildCache() {
+		return nil
+	}
 	c, err := e.BuildCache()
 	if err != nil {
 		return err
