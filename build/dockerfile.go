@@ -77,8 +77,12 @@ func lineOf(cmd instructions.Command) int {
 	return 0
 }
 
-// expander expands words against env as the Dockerfile's shell rules say.
-func expander(lex *shell.Lex, env []string) instructions.SingleWordExpander {
+// expander expands words against env as the Dockerfile's shell rules say,
+// with escape as the escape character. Each expander has a lexer of its
+// own: a shell.Lex is not safe for concurrent use, and stages run in
+// parallel.
+func expander(escape rune, env []string) instructions.SingleWordExpander {
+	lex := shell.NewLex(escape)
 	getter := shell.EnvsFromSlice(env)
 	return func(word string) (string, error) {
 		s, _, err := lex.ProcessWord(word, getter)

@@ -15,7 +15,6 @@ import (
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
-	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/moby/patternmatcher"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/errgroup"
@@ -63,7 +62,6 @@ type builder struct {
 	b      Backend
 	opts   Options
 	df     *dockerfile
-	lex    *shell.Lex
 	meta   map[string]string // the global ARGs' values
 	ignore *patternmatcher.PatternMatcher
 	prog   *progress
@@ -82,7 +80,7 @@ func Build(ctx context.Context, b Backend, opts Options) (*Result, error) {
 	if opts.Cache == nil {
 		return nil, errdefs.InvalidArgument("build: no cache")
 	}
-	bd := &builder{b: b, opts: opts, df: df, lex: shell.NewLex(df.escape), prog: &progress{w: opts.Progress}}
+	bd := &builder{b: b, opts: opts, df: df, prog: &progress{w: opts.Progress}}
 	if len(opts.Ignore) > 0 {
 		if bd.ignore, err = patternmatcher.New(opts.Ignore); err != nil {
 			return nil, errdefs.InvalidArgument("invalid .dockerignore: %v", err)
@@ -162,7 +160,7 @@ func (bd *builder) globalArgs() error {
 			v, ok := bd.opts.BuildArgs[kv.Key]
 			if !ok && kv.Value != nil {
 				var err error
-				if v, err = expander(bd.lex, envOf(bd.meta))(*kv.Value); err != nil {
+				if v, err = expander(bd.df.escape, envOf(bd.meta))(*kv.Value); err != nil {
 					return errdefs.InvalidArgument("%s:%d: %v", bd.df.name, lineOf(&a), err)
 				}
 				ok = true
@@ -180,7 +178,7 @@ func (bd *builder) globalArgs() error {
 // baseName expands a stage's FROM with the global ARGs.
 func (bd *builder) baseName(i int) (string, error) {
 	s := bd.df.stages[i]
-	name, err := expander(bd.lex, envOf(bd.meta))(s.BaseName)
+	name, err := expander(bd.df.escape, envOf(bd.meta))(s.BaseName)
 	if err != nil || name == "" {
 		return "", errdefs.InvalidArgument("%s:%d: invalid FROM %q", bd.df.name, stageLine(s), s.BaseName)
 	}
@@ -212,7 +210,7 @@ func (bd *builder) deps(i int) ([]int, error) {
 		switch c := c.(type) {
 		case *instructions.CopyCommand:
 			if c.From != "" {
-				from, _ := expander(bd.lex, envOf(bd.meta))(c.From)
+				from, _ := expander(bd.df.escape, envOf(bd.meta))(c.From)
 				add(from)
 			}
 		case *instructions.RunCommand:

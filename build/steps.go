@@ -43,7 +43,7 @@ func (e *RunError) Error() string {
 // step runs one instruction on st. title is its progress line, empty for
 // the instructions that only change the configuration.
 func (bd *builder) step(ctx context.Context, st *state, cmd instructions.Command, title string) error {
-	expand := expander(bd.lex, st.env())
+	expand := expander(bd.df.escape, st.env())
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if err := ex.Expand(expand); err != nil {
 			return err
