@@ -90,6 +90,31 @@ type Backend interface {
 	// StoreImage records the image made of cfg and layers and tags it
 	// with every name of tags, all at once, and returns its ID.
 	StoreImage(ctx context.Context, cfg *image.Config, layers []Layer, tags []string) (digest.Digest, error)
+	// Pull asks the image's registry for the newest image of name and
+	// stores it (--pull).
+	Pull(ctx context.Context, name string) error
+	// Stack makes sure the snapshot of every prefix of layers exists,
+	// unpacking the layers from their blobs where one is missing: a
+	// COPY --link layer, made on its own, joins the stage's stack so.
+	Stack(ctx context.Context, layers []Layer) error
+	// ExportImage writes the stored image id as an archive of format
+	// "docker" (what docker load reads) or "oci" (an OCI image layout),
+	// naming it with tags.
+	ExportImage(ctx context.Context, id digest.Digest, tags []string, format string, w io.Writer) error
+}
+
+// Output says where a build's result goes, as docker build --output
+// does. The zero value stores the image and tags it.
+type Output struct {
+	// Type is "image" (the default), "docker" or "oci" (an image
+	// archive, the image being stored as well), "local" (the final
+	// stage's files written into the directory Dest) or "tar" (those
+	// files as a tar archive).
+	Type string
+	// Dest is the directory (local) or the file (tar, docker, oci); "-"
+	// writes the archive to W.
+	Dest string
+	W    io.Writer
 }
 
 // Options are a build's inputs.
@@ -118,8 +143,16 @@ type Options struct {
 	// Epoch, when set (SOURCE_DATE_EPOCH), is every time the image
 	// records, and clamps the times of the files in its new layers.
 	Epoch *time.Time
-	// Progress receives the plain progress lines; nil for none.
+	// Progress receives the progress lines; nil for none. With TTY set
+	// it is a terminal, and gets the live display redrawn in place.
 	Progress io.Writer
+	TTY      bool
+	// Output is where the result goes.
+	Output Output
+	// Pull asks the registry for every base image before using it, as
+	// docker build --pull: a registry that cannot be reached fails the
+	// build, even when the image is in the store.
+	Pull bool
 	// Cache is where step results are kept between builds.
 	Cache *Cache
 }

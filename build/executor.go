@@ -69,6 +69,7 @@ type builder struct {
 
 	mu            sync.Mutex
 	steps, cached int
+	pulled        map[string]*pullOnce
 }
 
 // Build builds the image opts describe with b.
@@ -80,7 +81,8 @@ func Build(ctx context.Context, b Backend, opts Options) (*Result, error) {
 	if opts.Cache == nil {
 		return nil, errdefs.InvalidArgument("build: no cache")
 	}
-	bd := &builder{b: b, opts: opts, df: df, prog: &progress{w: opts.Progress}}
+	bd := &builder{b: b, opts: opts, df: df, prog: newProgress(opts.Progress, opts.TTY)}
+	defer bd.prog.close()
 	if len(opts.Ignore) > 0 {
 		if bd.ignore, err = patternmatcher.New(opts.Ignore); err != nil {
 			return nil, errdefs.InvalidArgument("invalid .dockerignore: %v", err)
@@ -135,18 +137,71 @@ func Build(ctx context.Context, b Backend, opts Options) (*Result, error) {
 	}
 	created = created.UTC()
 	cfg.Created = &created
-	v := bd.prog.vertex("exporting to image")
-	id, err := b.StoreImage(ctx, cfg, st.layers, opts.Tags)
+	out := opts.Output
+	if out.Type == "" {
+		out.Type = "image"
+	}
+	id, err := bd.export(ctx, cfg, st.layers, out)
 	if err != nil {
-		v.fail(err)
 		return nil, err
 	}
-	v.printf("writing image %s done", id)
-	for _, t := range opts.Tags {
-		v.printf("naming to %s done", t)
-	}
-	v.done()
 	return &Result{ID: id, Steps: bd.steps, Cached: bd.cached}, nil
+}
+
+// image resolves a base image (FROM, COPY --from, RUN --mount=from),
+// asking its registry first when the build pulls — once per name.
+func (bd *builder) image(ctx context.Context, name string) (*Image, error) {
+	if bd.opts.Pull {
+		bd.mu.Lock()
+		if bd.pulled == nil {
+			bd.pulled = map[string]*pullOnce{}
+		}
+		p := bd.pulled[name]
+		if p == nil {
+			p = &pullOnce{}
+			bd.pulled[name] = p
+		}
+		bd.mu.Unlock()
+		p.once.Do(func() {
+			v := bd.prog.vertex("[internal] load metadata for " + name)
+			if p.err = bd.b.Pull(ctx, name); p.err != nil {
+				p.err = fmt.Errorf("failed to resolve source metadata for %s: %w", name, p.err)
+				v.fail(p.err)
+				return
+			}
+			v.done()
+		})
+		if p.err != nil {
+			return nil, p.err
+		}
+	}
+	return bd.b.Image(ctx, name)
+}
+
+type pullOnce struct {
+	once sync.Once
+	err  error
+}
+
+// CheckPlatform accepts only this machine's platform (linux/GOARCH, with
+// an optional variant): berth runs RUN steps natively, without
+// emulation, and pulls nothing, so it cannot build for another.
+func CheckPlatform(p string) error {
+	if p == "" {
+		return nil
+	}
+	parts := strings.Split(strings.ToLower(p), "/")
+	arch := runtime.GOARCH
+	if len(parts) > 1 {
+		arch = map[string]string{"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}[parts[1]]
+		if arch == "" {
+			arch = parts[1]
+		}
+	}
+	if parts[0] != "linux" || arch != runtime.GOARCH || len(parts) > 3 {
+		return errdefs.NotImplemented("platform %s: berth builds for this machine's platform only, linux/%s (no emulation)", p, runtime.GOARCH)
+	}
+	return nil
 }
 
 // globalArgs reads the ARGs before the first FROM, with --build-arg's.
@@ -284,6 +339,15 @@ func (bd *builder) runStage(ctx context.Context, r *stageRun) error {
 	if len(bd.df.stages) > 1 {
 		prefix = bd.df.describe(r.idx) + " "
 	}
+	if s.Platform != "" {
+		p, err := expander(bd.df.escape, envOf(bd.meta))(s.Platform)
+		if err != nil {
+			return fmt.Errorf("%s:%d: FROM --platform=%s: %w", bd.df.name, stageLine(s), s.Platform, err)
+		}
+		if err := CheckPlatform(p); err != nil {
+			return fmt.Errorf("%s:%d: FROM --platform=%s %s: %w", bd.df.name, stageLine(s), p, base, err)
+		}
+	}
 	st := &state{args: map[string]string{}}
 	cmds := slices.Clone(s.Commands)
 	var v *vertex
@@ -300,7 +364,7 @@ func (bd *builder) runStage(ctx context.Context, r *stageRun) error {
 		st.key = digest.FromString("scratch")
 		st.clock = time.Now().UTC()
 	} else {
-		img, err := bd.b.Image(ctx, base)
+		img, err := bd.image(ctx, base)
 		if err != nil {
 			return fmt.Errorf("%s:%d: FROM %s: %w", bd.df.name, stageLine(s), base, err)
 		}

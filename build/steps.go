@@ -356,7 +356,7 @@ func (bd *builder) run(ctx context.Context, st *state, c *instructions.RunComman
 		return err
 	}
 	if code != 0 {
-		return &RunError{Cmd: args, Code: code, Tail: v.tail}
+		return &RunError{Cmd: args, Code: code, Tail: v.lastLines()}
 	}
 	if err := bd.commit(ctx, st, snap, key, createdBy); err != nil {
 		return err
@@ -435,7 +435,7 @@ func (bd *builder) runMounts(ctx context.Context, st *state, ms []*instructions.
 					}
 					layers = from.layers
 				} else {
-					img, err := bd.b.Image(ctx, m.From)
+					img, err := bd.image(ctx, m.From)
 					if err != nil {
 						return nil, cleanup, err
 					}
@@ -546,7 +546,7 @@ func (bd *builder) copy(ctx context.Context, st *state, a copyArgs, title string
 			}
 			fromKey, fromLayers = from.key.String(), from.layers
 		} else {
-			img, err := bd.b.Image(ctx, a.from)
+			img, err := bd.image(ctx, a.from)
 			if err != nil {
 				return fmt.Errorf("--from=%s: %w", a.from, err)
 			}
@@ -609,8 +609,16 @@ func (bd *builder) copy(ctx context.Context, st *state, a copyArgs, title string
 		rels []string
 	}
 	var groups []matched
+	// A --link layer is made on its own, so its key leaves the stage's
+	// key out: the same sources make the same layer on any parent. Only
+	// a --chown by name reads the parent (its /etc/passwd).
+	parentKey := st.key.String()
+	linkNames := a.link && a.chown != "" && !numericOwner(a.chown)
+	if a.link && !linkNames {
+		parentKey = "link"
+	}
 	h := digest.SHA256.Digester()
-	fmt.Fprintf(h.Hash(), "%s\n%s\n%s\n%s\n", st.key, createdBy, fromKey, jsonMust(a.sd.SourceContents))
+	fmt.Fprintf(h.Hash(), "%s\n%s\n%s\n%s\n", parentKey, createdBy, fromKey, jsonMust(a.sd.SourceContents))
 	total := 0
 	for _, p := range paths {
 		s := src
@@ -635,17 +643,34 @@ func (bd *builder) copy(ctx context.Context, st *state, a copyArgs, title string
 		}
 	}
 	key := h.Digest()
-	if bd.cachedStep(st, key, v, createdBy) {
+	if a.link {
+		if bd.cachedLink(ctx, st, key, v, createdBy) {
+			return nil
+		}
+	} else if bd.cachedStep(st, key, v, createdBy) {
 		return nil
 	}
 
-	snap, err := bd.b.Prepare(ctx, st.layers)
+	base := st.layers
+	if a.link {
+		base = nil
+	}
+	snap, err := bd.b.Prepare(ctx, base)
 	if err != nil {
 		return err
 	}
 	defer snap.Release(context.WithoutCancel(ctx))
 	opts := copyOpts{}
-	if opts.chown, err = resolveOwner(snap.Root(), a.chown); err != nil {
+	ownerRoot := snap.Root()
+	if linkNames {
+		parent, err := bd.b.Prepare(ctx, st.layers)
+		if err != nil {
+			return err
+		}
+		defer parent.Release(context.WithoutCancel(ctx))
+		ownerRoot = parent.Root()
+	}
+	if opts.chown, err = resolveOwner(ownerRoot, a.chown); err != nil {
 		return err
 	}
 	if opts.chmod, err = parseChmod(a.chmod); err != nil {
@@ -689,11 +714,80 @@ func (bd *builder) copy(ctx context.Context, st *state, a copyArgs, title string
 			return err
 		}
 	}
-	if err := bd.commit(ctx, st, snap, key, createdBy); err != nil {
+	if a.link {
+		err = bd.commitLink(ctx, st, snap, key, createdBy)
+	} else {
+		err = bd.commit(ctx, st, snap, key, createdBy)
+	}
+	if err != nil {
 		return err
 	}
 	v.done()
 	return nil
+}
+
+// numericOwner reports whether a --chown names its user (and group) by
+// number only.
+func numericOwner(spec string) bool {
+	for _, part := range strings.Split(spec, ":") {
+		if part == "" || strings.Trim(part, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// linkState is the state after a --link layer: the layer joins the
+// stack (unpacked on the stage's layers if it is new there), and the
+// stage's key moves past the step's.
+func (bd *builder) linkState(ctx context.Context, st *state, rec *Record, key digest.Digest, createdBy string) error {
+	layers := slices.Clone(st.layers)
+	layers = append(layers, rec.Layers...)
+	if len(rec.Layers) > 0 {
+		if err := bd.b.Stack(ctx, layers); err != nil {
+			return err
+		}
+	}
+	st.layers = layers
+	st.clock = rec.Created
+	st.advance("link", key.String())
+	bd.addHistory(st, createdBy, len(rec.Layers) == 0)
+	return nil
+}
+
+// cachedLink looks a --link step up: its record holds its own layer only.
+func (bd *builder) cachedLink(ctx context.Context, st *state, key digest.Digest, v *vertex, createdBy string) bool {
+	if bd.opts.NoCache {
+		return false
+	}
+	rec := bd.opts.Cache.get(key)
+	if rec == nil || len(rec.Layers) > 1 {
+		return false
+	}
+	if bd.linkState(ctx, st, rec, key, createdBy) != nil {
+		return false
+	}
+	v.cached()
+	bd.count(true)
+	return true
+}
+
+// commitLink ends a --link step: snap, made on no parent, holds only the
+// copied files; its layer is recorded alone and then stacked.
+func (bd *builder) commitLink(ctx context.Context, st *state, snap Snapshot, key digest.Digest, createdBy string) error {
+	l, changed, err := snap.Commit(ctx, bd.epoch())
+	if err != nil {
+		return err
+	}
+	rec := &Record{Created: time.Now().UTC()}
+	if changed {
+		rec.Layers = []Layer{l}
+	}
+	if err := bd.linkState(ctx, st, rec, key, createdBy); err != nil {
+		return err
+	}
+	bd.count(false)
+	return bd.opts.Cache.put(key, rec)
 }
 
 func flagsDesc(a copyArgs) string {
@@ -709,6 +803,9 @@ func flagsDesc(a copyArgs) string {
 	}
 	if a.parents {
 		s += "--parents "
+	}
+	if a.link {
+		s += "--link "
 	}
 	for _, e := range a.excludes {
 		s += "--exclude=" + e + " "

@@ -9,15 +9,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/moby/patternmatcher/ignorefile"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/archive"
+	"github.com/berth-dev/berth/build"
 	"github.com/berth-dev/berth/cli/format"
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
@@ -30,6 +31,7 @@ func newBuildCmd(a *app) *cobra.Command {
 	var (
 		tags, buildArgs, labels, secrets []string
 		file, target, iidfile, progress  string
+		outputs                          []string
 		platform                         string
 		noCache, quiet, pull             bool
 	)
@@ -43,10 +45,31 @@ func newBuildCmd(a *app) *cobra.Command {
 			default:
 				return errdefs.InvalidArgument("invalid --progress %q: want auto, plain, tty or quiet", progress)
 			}
-			if platform != "" && platform != "linux/"+goruntime.GOARCH && platform != "linux" {
-				return errdefs.InvalidArgument("--platform %s: this machine builds linux/%s only", platform, goruntime.GOARCH)
+			for _, p := range strings.Split(platform, ",") {
+				if err := build.CheckPlatform(strings.TrimSpace(p)); err != nil {
+					return err
+				}
 			}
-			opts := engine.BuildOptions{Tags: tags, Target: target, NoCache: noCache, BuildArgs: map[string]string{}, Labels: map[string]string{}, Secrets: map[string]string{}}
+			opts := engine.BuildOptions{Tags: tags, Target: target, NoCache: noCache, Pull: pull, BuildArgs: map[string]string{}, Labels: map[string]string{}, Secrets: map[string]string{}}
+			if len(outputs) > 1 {
+				return errdefs.InvalidArgument("--output: one output only")
+			}
+			if len(outputs) == 1 {
+				o, err := parseOutput(outputs[0])
+				if err != nil {
+					return err
+				}
+				if o.Dest == "-" {
+					if term.IsTerminal(int(os.Stdout.Fd())) {
+						return errdefs.InvalidArgument("--output: refusing to write an archive to a terminal: give dest= a file")
+					}
+					o.W = a.Out
+				}
+				if err := build.CheckOutput(o); err != nil {
+					return err
+				}
+				opts.Output = o
+			}
 			for _, ba := range buildArgs {
 				k, v, ok := strings.Cut(ba, "=")
 				if !ok {
@@ -87,6 +110,13 @@ func newBuildCmd(a *app) *cobra.Command {
 			}
 			if !quiet && progress != "quiet" {
 				opts.Progress = a.Err
+				switch progress {
+				case "tty":
+					opts.TTY = true
+				case "auto":
+					f, ok := a.Err.(*os.File)
+					opts.TTY = ok && term.IsTerminal(int(f.Fd()))
+				}
 			}
 			e, err := a.engine(cmd.Context())
 			if err != nil {
@@ -102,7 +132,7 @@ func newBuildCmd(a *app) *cobra.Command {
 					return fmt.Errorf("write iidfile: %w", err)
 				}
 			}
-			if quiet {
+			if quiet && opts.Output.Dest != "-" {
 				fmt.Fprintln(a.Out, res.ID)
 			}
 			return nil
@@ -120,8 +150,38 @@ func newBuildCmd(a *app) *cobra.Command {
 	f.StringVar(&platform, "platform", "", "Set platform if server is multi-platform capable")
 	f.BoolVar(&noCache, "no-cache", false, "Do not use cache when building the image")
 	f.BoolVarP(&quiet, "quiet", "q", false, "Suppress the build output and print image ID on success")
-	f.BoolVar(&pull, "pull", false, "Always attempt to pull a newer version of the image (berth builds from local images)")
+	f.BoolVar(&pull, "pull", false, "Always attempt to pull a newer version of the image")
+	f.StringArrayVarP(&outputs, "output", "o", nil, `Output destination (format: "type=local,dest=path")`)
 	return c
+}
+
+// parseOutput reads --output as docker build does: `type=T,dest=D`
+// (dest also as dst or name=...: ignored), or a bare path for a local
+// directory, or `-` for a tar archive on stdout.
+func parseOutput(s string) (build.Output, error) {
+	if s == "-" {
+		return build.Output{Type: "tar", Dest: "-"}, nil
+	}
+	if !strings.Contains(s, "=") {
+		return build.Output{Type: "local", Dest: s}, nil
+	}
+	var o build.Output
+	for _, f := range strings.Split(s, ",") {
+		k, v, _ := strings.Cut(f, "=")
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.Type = v
+		case "dest", "dst":
+			o.Dest = v
+		case "name", "push", "compression", "oci-mediatypes", "tar", "unpack":
+		default:
+			return o, errdefs.InvalidArgument("invalid --output %q: unknown key %q", s, k)
+		}
+	}
+	if o.Type == "" {
+		return o, errdefs.InvalidArgument("invalid --output %q: no type", s)
+	}
+	return o, nil
 }
 
 // parseSecret reads `id=NAME,src=PATH` (also source=, and env=VAR).

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/lease"
+	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
 )
@@ -51,12 +53,19 @@ func (e *Engine) Build(ctx context.Context, opts BuildOptions) (res *build.Resul
 		return nil, err
 	}
 	opts.Cache = cache
+	owner, err := buildOwner()
+	if err != nil {
+		return nil, err
+	}
+	if err := e.cleanStaleBuilds(ctx); err != nil {
+		return nil, err
+	}
 	l, err := lease.New(e.leaseDir())
 	if err != nil {
 		return nil, err
 	}
 	defer e.finish(ctx, l, &err)
-	return build.Build(ctx, &buildBackend{e: e, lease: l}, opts)
+	return build.Build(ctx, &buildBackend{e: e, lease: l, owner: owner}, opts)
 }
 
 // BuildCache opens the build cache of the data root.
@@ -77,6 +86,9 @@ func (e *Engine) hasBuildCache() bool {
 func (e *Engine) PruneBuildCache(ctx context.Context) (int, int64, error) {
 	c, err := e.BuildCache()
 	if err != nil {
+		return 0, 0, err
+	}
+	if err := e.cleanStaleBuilds(ctx); err != nil {
 		return 0, 0, err
 	}
 	_, _, mountBytes, err := c.Usage()
@@ -189,6 +201,109 @@ func topChain(ls []build.Layer) digest.Digest {
 type buildBackend struct {
 	e     *Engine
 	lease *lease.Lease
+	// owner is "PID-STARTTIME" of this process: the names of the build's
+	// snapshots and RUN containers start with "build-" and it, so that a
+	// later build can tell those of a build that was killed.
+	owner string
+}
+
+// name returns a new name for a snapshot or a RUN container.
+func (b *buildBackend) name() string {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	return "build-" + b.owner + "-" + hex.EncodeToString(rnd[:])
+}
+
+// buildOwner returns the owner part of this process's build names.
+func buildOwner() (string, error) {
+	pid := os.Getpid()
+	start, err := procfs.StartTime(pid)
+	if err != nil {
+		return "", err
+	}
+	return strconv.Itoa(pid) + "-" + start, nil
+}
+
+// staleBuild reports whether name (a build snapshot's or RUN container's)
+// belongs to a build whose process is gone.
+func staleBuild(name string) bool {
+	rest, ok := strings.CutPrefix(name, "build-")
+	if !ok {
+		return false
+	}
+	parts := strings.SplitN(rest, "-", 3)
+	if len(parts) < 3 {
+		return true // an older berth's name: no build of this one made it
+	}
+	pid, err := strconv.Atoi(parts[0])
+	if err != nil {
+		return true
+	}
+	return !procfs.Alive(pid, parts[1])
+}
+
+// cleanStaleBuilds removes what builds that were killed left: their RUN
+// containers (killed and deleted), their mounts and writable snapshots,
+// and their directories under the run root's build/. Those of running
+// builds, in this process or another, are left alone.
+func (e *Engine) cleanStaleBuilds(ctx context.Context) error {
+	var errs []error
+	if cs, err := runtime.List(ctx, e.runtimeRoot()); err == nil {
+		for _, c := range cs {
+			if staleBuild(c.ID()) {
+				if err := c.Delete(ctx, true); err != nil {
+					errs = append(errs, fmt.Errorf("RUN container %s: %w", c.ID(), err))
+				}
+			}
+			c.Release()
+		}
+	}
+	dir := filepath.Join(e.runRoot, "build")
+	actives, err := e.snaps.Actives(ctx)
+	if err != nil {
+		return err
+	}
+	for _, a := range actives {
+		if !staleBuild(a.Key) {
+			continue
+		}
+		root := filepath.Join(dir, a.Key, "rootfs")
+		if err := unmountAll(root); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := e.snaps.Remove(ctx, a.Key); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, en := range ents {
+		if !staleBuild(en.Name()) {
+			continue
+		}
+		p := filepath.Join(dir, en.Name())
+		// Never remove through a mount: unmount first, and keep what
+		// will not unmount.
+		if err := unmountAll(filepath.Join(p, "rootfs")); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("clean up after a killed build: %w", err)
+	}
+	return nil
+}
+
+// unmountAll unmounts whatever is mounted at p, if p exists.
+func unmountAll(p string) error {
+	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return snapshot.Unmount(p)
 }
 
 func (b *buildBackend) Image(ctx context.Context, name string) (*build.Image, error) {
@@ -238,9 +353,7 @@ type buildSnap struct {
 }
 
 func (b *buildBackend) Prepare(ctx context.Context, layers []build.Layer) (build.Snapshot, error) {
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	key := "build-" + hex.EncodeToString(rnd[:])
+	key := b.name()
 	parent := topChain(layers)
 	mounts, err := b.e.snaps.Prepare(ctx, key, parent)
 	if err != nil {
@@ -342,9 +455,7 @@ func (b *buildBackend) Run(ctx context.Context, root string, p build.Process) (i
 	if len(p.Args) == 0 {
 		return -1, errdefs.InvalidArgument("RUN: no command")
 	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	id := "build-" + hex.EncodeToString(rnd[:])
+	id := b.name()
 	user, err := resolveUser(root, p.User)
 	if err != nil {
 		return -1, err
@@ -491,4 +602,30 @@ func (b *buildBackend) StoreImage(ctx context.Context, cfg *image.Config, layers
 		return nil
 	})
 	return rec.ID, err
+}
+
+func (b *buildBackend) Pull(ctx context.Context, name string) error {
+	_, err := b.e.Pull(ctx, name, PullOptions{})
+	return err
+}
+
+func (b *buildBackend) Stack(ctx context.Context, layers []build.Layer) error {
+	e := b.e
+	var parent digest.Digest
+	for i, c := range image.ChainIDs(diffIDsOf(layers)) {
+		if err := b.lease.AddLayers(c); err != nil {
+			return err
+		}
+		if _, err := e.snaps.Stat(ctx, c); err != nil {
+			p, err := e.content.BlobPath(layers[i].Blob.Digest)
+			if err != nil {
+				return fmt.Errorf("build: layer %s: %w", layers[i].DiffID, err)
+			}
+			if _, _, err := e.unpackLayer(ctx, b.lease, parent, layers[i].DiffID, p); err != nil {
+				return err
+			}
+		}
+		parent = c
+	}
+	return nil
 }
