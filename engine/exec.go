@@ -281,7 +281,8 @@ func (e *Engine) execTerminal(ctx context.Context, id string, initPid int, rt oc
 	}()
 	var master *os.File
 	p, err := rt.Exec(ctx, id, proc, execIO{consoleSocket: sock.Path, detach: detach})
-	if errors.Is(err, errdefs.ErrNotImplemented) {
+	switch {
+	case errors.Is(err, errdefs.ErrNotImplemented):
 		// A runtime that cannot make the terminal itself: make it in the
 		// container's own devpts instance and hand the process its slave.
 		sock.Close()
@@ -297,18 +298,33 @@ func (e *Engine) execTerminal(ctx context.Context, id string, initPid int, rt oc
 			master.Close()
 			return 0, execError(err)
 		}
-	} else if err != nil {
+	case err != nil:
 		return 0, execError(err)
-	} else {
-		r := <-got
-		if r.err != nil {
-			return 0, r.err
+	}
+	exited := make(chan struct{})
+	var code int
+	var waitErr error
+	go func() {
+		code, waitErr = p.Wait()
+		close(exited)
+	}()
+	if master == nil {
+		// The runtime sends the master, unless it fails first.
+		select {
+		case r := <-got:
+			if r.err != nil {
+				return 0, r.err
+			}
+			master = r.f
+		case <-exited:
+			if waitErr == nil && !detach {
+				waitErr = fmt.Errorf("OCI runtime exec failed: exited with status %d before sending a terminal", code)
+			}
+			return code, waitErr
 		}
-		master = r.f
 	}
 	if detach {
 		master.Close()
-		go p.Wait()
 		return 0, nil
 	}
 	defer master.Close()
@@ -332,12 +348,12 @@ func (e *Engine) execTerminal(ctx context.Context, id string, initPid int, rt oc
 		}
 	}()
 	stop := forwardSignals(p, s.Signals)
-	code, err := p.Wait()
+	<-exited
 	stop()
 	if s.Stdout != nil {
 		<-copied
 	}
-	return code, err
+	return code, waitErr
 }
 
 // openContainerPty opens a new pty pair in the devpts instance of the
@@ -384,62 +400,117 @@ type builtinProcess struct{ *runtime.Process }
 
 func (p builtinProcess) Signal(sig unix.Signal) error { return unix.Kill(p.Pid(), sig) }
 
-// Exec runs proc with `<runtime> exec --process`: in the foreground the
-// runtime stays as the process's parent and exits with its status;
-// detached, it returns once the process runs.
+// Exec runs proc with `<runtime> exec --process`. In the foreground
+// without a terminal the runtime stays as the process's parent and exits
+// with its status. Detached, or with a terminal (runc sends a console
+// socket the master only when it detaches), the runtime returns once the
+// process runs; for a terminal this process becomes a subreaper first, so
+// that the orphan comes to it and its status can be waited for.
 func (r externalRuntime) Exec(ctx context.Context, id string, proc *specs.Process, o execIO) (execProcess, error) {
-	f, err := os.CreateTemp("", "berth-exec-*.json")
+	dir, err := os.MkdirTemp("", "berth-exec-")
 	if err != nil {
 		return nil, fmt.Errorf("exec: %w", err)
 	}
-	defer os.Remove(f.Name())
-	err = json.NewEncoder(f).Encode(proc)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	keep := false
+	defer func() {
+		if !keep {
+			os.RemoveAll(dir)
+		}
+	}()
+	b, err := json.Marshal(proc)
 	if err != nil {
 		return nil, fmt.Errorf("exec: write process: %w", err)
 	}
-	args := []string{"--root", r.root, "exec", "--process", f.Name()}
+	procFile, logFile, pidFile := filepath.Join(dir, "process.json"), filepath.Join(dir, "log"), filepath.Join(dir, "pid")
+	if err := os.WriteFile(procFile, b, 0o600); err != nil {
+		return nil, fmt.Errorf("exec: write process: %w", err)
+	}
+	args := []string{"--root", r.root, "--log", logFile, "exec", "--process", procFile}
+	detach := o.detach || o.consoleSocket != ""
 	if o.consoleSocket != "" {
 		args = append(args, "--tty", "--console-socket", o.consoleSocket)
 	}
-	if o.detach {
-		args = append(args, "--detach")
+	if detach {
+		args = append(args, "--detach", "--pid-file", pidFile)
 	}
 	cmd := exec.Command(r.bin, append(args, id)...)
-	if o.consoleSocket == "" {
-		cmd.Stdin, cmd.Stdout = o.stdio[0], o.stdio[1]
+	// What is not given is /dev/null (exec.Cmd's nil): a detached
+	// process must not hold a pipe of ours open.
+	if o.stdio[0] != nil {
+		cmd.Stdin = o.stdio[0]
 	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if o.consoleSocket == "" && !o.detach {
+	if o.stdio[1] != nil {
+		cmd.Stdout = o.stdio[1]
+	}
+	if o.stdio[2] != nil {
 		cmd.Stderr = o.stdio[2]
 	}
-	if o.detach || o.consoleSocket != "" {
-		// The runtime returns once the process runs (detached) or once it
-		// has sent the master; its own exit status is the process's.
-		if o.detach {
-			if err := cmd.Run(); err != nil {
-				return nil, fmt.Errorf("%s exec: %s", filepath.Base(r.bin), strings.TrimSpace(stderr.String()))
-			}
-			return doneProcess{}, nil
+	if !detach {
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("%s exec: %w", filepath.Base(r.bin), err)
+		}
+		keep = true // the runtime may read the process file until it exits
+		return cmdProcess{cmd: cmd, dir: dir}, nil
+	}
+	if o.consoleSocket != "" && !o.detach {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			return nil, os.NewSyscallError("prctl(PR_SET_CHILD_SUBREAPER)", err)
 		}
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s exec: %w", filepath.Base(r.bin), err)
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(logFile)
+		return nil, fmt.Errorf("%s exec: %v: %s", filepath.Base(r.bin), err, strings.TrimSpace(string(msg)))
 	}
-	return cmdProcess{cmd}, nil
+	if o.detach {
+		return doneProcess{}, nil
+	}
+	pb, err := os.ReadFile(pidFile)
+	if err != nil {
+		return nil, fmt.Errorf("%s exec: pid file: %w", filepath.Base(r.bin), err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(pb)))
+	if err != nil {
+		return nil, fmt.Errorf("%s exec: pid file: %w", filepath.Base(r.bin), err)
+	}
+	return orphanProcess(pid), nil
+}
+
+// orphanProcess is a process an external runtime left to this process as
+// its subreaper.
+type orphanProcess int
+
+func (p orphanProcess) Signal(sig unix.Signal) error { return unix.Kill(int(p), sig) }
+
+func (p orphanProcess) Wait() (int, error) {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(int(p), &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wait for %d: %w", int(p), err)
+		}
+		break
+	}
+	if ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return ws.ExitStatus(), nil
 }
 
 // cmdProcess waits for an external runtime's foreground exec.
-type cmdProcess struct{ cmd *exec.Cmd }
+type cmdProcess struct {
+	cmd *exec.Cmd
+	dir string // the process file's; removed once the runtime is done
+}
 
 // Signal signals the runtime, which forwards it to the process.
 func (p cmdProcess) Signal(sig unix.Signal) error { return p.cmd.Process.Signal(sig) }
 
 func (p cmdProcess) Wait() (int, error) {
 	err := p.cmd.Wait()
+	os.RemoveAll(p.dir)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return ee.ExitCode(), nil
