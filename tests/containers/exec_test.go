@@ -2,6 +2,7 @@ package containers
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -156,4 +157,43 @@ func TestStats(t *testing.T) {
 	if out := strings.Fields(e.must("stats", "--no-stream", "-a", "--format", "{{.Name}}")); len(out) != 2 {
 		t.Errorf("stats -a lists %q, want st and idle", out)
 	}
+}
+
+// TestExecTerminal gives the process a terminal of the container's own
+// devpts: it is a tty there, output comes through the pty (with its
+// carriage returns) and the exit status is the process's.
+func TestExecTerminal(t *testing.T) {
+	e := newEnv(t)
+	e.must("run", "-d", "--name", "tt", "busybox", "sleep", "1008")
+	res := e.run("exec", "-t", "tt", "sh", "-c", "tty; echo $TERM; exit 5")
+	if res.Code != 5 {
+		t.Fatalf("exec -t: %s\nwant exit code 5", res)
+	}
+	if res.Stdout != "/dev/pts/0\r\nxterm\r\n" {
+		t.Errorf("exec -t printed %q, want the container's /dev/pts/0 and TERM=xterm through a pty", res.Stdout)
+	}
+	// The host sees no new pty: the pair lives in the container's devpts.
+	if out := e.must("exec", "tt", "ls", "/dev/pts"); !strings.Contains(out, "ptmx") {
+		t.Errorf("the container's /dev/pts holds %q", out)
+	}
+}
+
+// TestExecExternalRuntime runs exec, exec -t, exec -d and top through
+// runc's command line, when runc is installed.
+func TestExecExternalRuntime(t *testing.T) {
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed")
+	}
+	e := newEnv(t)
+	e.must("run", "-d", "--runtime", "runc", "--name", "rc", "--hostname", "rchost", "busybox", "sleep", "1009")
+	if res := e.run("exec", "rc", "sh", "-c", "hostname; exit 3"); res.Code != 3 || res.Stdout != "rchost\n" {
+		t.Errorf("exec with runc: %s\nwant rchost and exit code 3", res)
+	}
+	if res := e.run("exec", "-t", "rc", "sh", "-c", "tty; exit 4"); res.Code != 4 || !strings.HasPrefix(res.Stdout, "/dev/pts/") {
+		t.Errorf("exec -t with runc: %s\nwant a pts and exit code 4", res)
+	}
+	e.must("exec", "-d", "rc", "sleep", "1010")
+	e.waitFor("top lists the process runc exec'd", func() bool {
+		return strings.Contains(e.must("top", "rc"), "sleep 1010")
+	})
 }
