@@ -156,8 +156,18 @@ func (c *Container) Start(ctx context.Context) error {
 			unix.Close(fd)
 			return fmt.Errorf("signal start: %w", err)
 		}
-		unix.Close(fd)
 		os.Remove(fifo)
+		// The init's end of the FIFO is closed on exec: POLLERR on ours says
+		// the process runs (or the init died), so that a signal sent right
+		// after start reaches the process, not an init that drops it. No
+		// timer involved.
+		fds := []unix.PollFd{{Fd: int32(fd)}}
+		for {
+			if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(fd)
 	}
 	if sp != nil {
 		// The init's end of the sync socket closes on exec.
