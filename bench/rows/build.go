@@ -12,8 +12,8 @@ import (
 
 // The build rows: the seed's Dockerfile on a busybox base (npm replaced
 // by a shell step, as the base has no Node.js), built cold, fully cached
-// and after a change to server.js, against buildah (--layers, its cache).
-// Docker BuildKit is left out: it needs a dockerd of its own.
+// and after a change to server.js, against Docker's BuildKit (a dockerd of
+// the bench's own, see build_dockerd.go) and buildah (--layers, its cache).
 
 const seedDockerfile = `FROM busybox
 WORKDIR /app
@@ -129,9 +129,28 @@ func buildRow(env Env, c buildCase) (harness.Row, error) {
 	if _, err := os.Stat("/usr/bin/buildah"); err != nil {
 		buildah.Skip = "buildah is not installed (apt-get install buildah)"
 	}
+	buildkit := harness.Side{
+		Name: "docker build (BuildKit)",
+		Setup: func(cx context.Context, dir string) (harness.Timed, error) {
+			d, err := startDockerd(env, bb)
+			if err != nil {
+				return nil, err
+			}
+			// Every run starts with no build cache and no image of the
+			// app: BuildKit keeps only the busybox image loaded.
+			if err := d.reset(cx); err != nil {
+				return nil, err
+			}
+			ctx, err := prepare(dir, func(ctx string) error { return d.exec("build", "-q", "-t", "myapp:v1", ctx)(cx) })
+			if err != nil {
+				return nil, err
+			}
+			return d.exec("build", "-q", "-t", "myapp:v1", ctx), nil
+		},
+	}
 	return harness.Row{
 		Name:  name,
-		Note:  "the seed's Dockerfile on busybox (RUN npm install replaced by a shell step); each run in a fresh store with busybox imported (untimed); cached and changed runs build the context once first (untimed)",
-		Berth: berth, Peers: []harness.Side{buildah},
+		Note:  "the seed's Dockerfile on busybox (RUN npm install replaced by a shell step); each run in a fresh store with busybox imported (untimed), BuildKit's with its build cache pruned and the app's image removed; cached and changed runs build the context once first (untimed)",
+		Berth: berth, Peers: []harness.Side{buildkit, buildah},
 	}, nil
 }
