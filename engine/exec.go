@@ -17,6 +17,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/monitor"
 	"github.com/berth-dev/berth/runtime"
@@ -85,7 +86,7 @@ func (e *Engine) ExecContainer(ctx context.Context, ref string, opts ExecOptions
 	if opts.WorkingDir != "" && !path.IsAbs(opts.WorkingDir) {
 		return 0, errdefs.InvalidArgument("the working directory '%s' is invalid, it needs to be an absolute path", opts.WorkingDir)
 	}
-	proc, err := e.execProcessSpec(c.ID, opts)
+	proc, err := e.execProcessSpec(c, opts)
 	if err != nil {
 		return 0, err
 	}
@@ -132,7 +133,8 @@ func execError(err error) error {
 
 // execProcessSpec makes the process to run from the one the container
 // runs (its bundle's config.json), with opts applied.
-func (e *Engine) execProcessSpec(id string, opts ExecOptions) (*specs.Process, error) {
+func (e *Engine) execProcessSpec(c *container.Container, opts ExecOptions) (*specs.Process, error) {
+	id := c.ID
 	b, err := os.ReadFile(filepath.Join(e.runDir(id), "bundle", "config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("exec: container spec: %w", err)
@@ -161,6 +163,10 @@ func (e *Engine) execProcessSpec(id string, opts ExecOptions) (*specs.Process, e
 			return nil, err
 		}
 		p.User = specs.User{UID: u.uid, GID: u.gid, AdditionalGids: u.groups}
+		// HOME follows the user, unless the container or exec set it.
+		if !hasEnv(c.Config.Env, "HOME") && !hasEnv(opts.Env, "HOME") {
+			p.Env = mergeEnv(p.Env, []string{"HOME=" + u.home})
+		}
 	}
 	if opts.Privileged {
 		caps := availableCaps()

@@ -34,8 +34,8 @@ func TestExec(t *testing.T) {
 	if err := os.WriteFile(envFile, []byte("# comment\nBAR=fromfile\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = e.must("exec", "-e", "FOO=exec", "--env-file", envFile, "-w", "/etc", "-u", "nobody", "ex", "sh", "-c", "echo $FOO $BAR; pwd; id -un; id -u")
-	if out != "exec fromfile\n/etc\nnobody\n65534" {
+	out = e.must("exec", "-e", "FOO=exec", "--env-file", envFile, "-w", "/etc", "-u", "nobody", "ex", "sh", "-c", "echo $FOO $BAR; pwd; id -un; id -u; echo $HOME")
+	if want := "exec fromfile\n/etc\nnobody\n65534\n" + nobodyHome(t, e); out != want {
 		t.Errorf("exec with -e, --env-file, -w, -u printed %q", out)
 	}
 	if out := e.must("exec", "-u", "1234:5678", "ex", "id"); !strings.Contains(out, "uid=1234") || !strings.Contains(out, "gid=5678") {
@@ -196,4 +196,16 @@ func TestExecExternalRuntime(t *testing.T) {
 	e.waitFor("top lists the process runc exec'd", func() bool {
 		return strings.Contains(e.must("top", "rc"), "sleep 1010")
 	})
+}
+
+// nobodyHome is the home directory of nobody in the busybox image.
+func nobodyHome(t *testing.T, e *env) string {
+	t.Helper()
+	for _, l := range strings.Split(e.must("exec", "ex", "cat", "/etc/passwd"), "\n") {
+		if f := strings.Split(l, ":"); len(f) >= 7 && f[0] == "nobody" {
+			return f[5]
+		}
+	}
+	t.Fatal("no nobody in the busybox image's /etc/passwd")
+	return ""
 }
