@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/archive"
@@ -29,15 +30,21 @@ type CopyOptions struct {
 }
 
 // withRoot calls fn with the host path of the container's root file
-// system: the one its monitor mounted if it runs (paused while fn runs,
-// so that nothing in it moves under a copy), or else its snapshot mounted
-// for the time of fn in a private directory of the run root.
-func (e *Engine) withRoot(ctx context.Context, c *container.Container, pause bool, fn func(root string) error) error {
+// system. If the container runs, that is the one its monitor mounted, or
+// with live the root its init sees (/proc/PID/root: with its volumes,
+// binds and tmpfs mounts, as docker cp sees them); with pause the
+// container is frozen while fn runs, so that nothing in it moves under a
+// copy. A container that does not run has its snapshot mounted for the
+// time of fn in a private directory of the run root.
+func (e *Engine) withRoot(ctx context.Context, c *container.Container, pause, live bool, fn func(root string) error) error {
 	if c.State.Running {
 		if pause && !c.State.Paused {
 			if rt, err := e.ociRuntimeFor(c.HostConfig.Runtime); err == nil && rt.Pause(ctx, c.ID) == nil {
 				defer rt.Resume(context.WithoutCancel(ctx), c.ID)
 			}
+		}
+		if live {
+			return fn("/proc/" + strconv.Itoa(c.State.Pid) + "/root")
 		}
 		return fn(filepath.Join(e.runDir(c.ID), "rootfs"))
 	}
@@ -125,7 +132,7 @@ func (e *Engine) CopyFromContainer(ctx context.Context, ref, srcPath, dst string
 	if err != nil {
 		return err
 	}
-	return e.withRoot(ctx, c, true, func(root string) error {
+	return e.withRoot(ctx, c, true, true, func(root string) error {
 		src, err := containerSource(root, srcPath, opts.FollowLink)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -217,7 +224,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dstPath string, 
 			}
 		}
 	}
-	return e.withRoot(ctx, c, true, func(root string) error {
+	return e.withRoot(ctx, c, true, true, func(root string) error {
 		notFound := func() error {
 			return errdefs.NotFound("Could not find the file %s in container %s", dstPath, c.DisplayName())
 		}
@@ -362,7 +369,7 @@ func (e *Engine) Export(ctx context.Context, ref string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return e.withRoot(ctx, c, false, func(root string) error {
+	return e.withRoot(ctx, c, false, false, func(root string) error {
 		return archive.WriteTar(ctx, w, root)
 	})
 }

@@ -82,6 +82,19 @@ func TestCp(t *testing.T) {
 		t.Errorf("cp into a missing directory: %s", res)
 	}
 
+	// A running container's volumes and tmpfs mounts, as its processes
+	// see them.
+	e.must("run", "-d", "--name", "vols", "-v", "cpvol:/data", "--tmpfs", "/scratch", "busybox", "sleep", "1011")
+	e.must("cp", filepath.Join(host, "file"), "vols:/data/")
+	e.must("cp", filepath.Join(host, "file"), "vols:/scratch/f")
+	if out := e.must("exec", "vols", "cat", "/data/file", "/scratch/f"); out != "content\ncontent" {
+		t.Errorf("files copied into a volume and a tmpfs read %q", out)
+	}
+	e.must("cp", "vols:/etc/hostname", filepath.Join(host, "hostname"))
+	if b, _ := os.ReadFile(filepath.Join(host, "hostname")); strings.TrimSpace(string(b)) != e.inspect("vols", "{{.Config.Hostname}}") {
+		t.Errorf("cp of /etc/hostname gave %q, not the container's name", b)
+	}
+
 	// Into and out of a stopped container, which then has the file.
 	e.must("create", "--name", "stopped", "busybox", "cat", "/copied")
 	e.must("cp", filepath.Join(host, "file"), "stopped:/copied")
