@@ -78,7 +78,7 @@ func (e *Engine) ExecContainer(ctx context.Context, ref string, opts ExecOptions
 		return 0, errdefs.Conflict("container %s is not running", c.ID)
 	}
 	if c.State.Paused {
-		return 0, errdefs.Conflict("container %s is paused, unpause the container before exec", c.ID)
+		return 0, errdefs.Conflict("Container %s is paused, unpause the container before exec", c.ID)
 	}
 	if len(opts.Cmd) == 0 {
 		return 0, errdefs.InvalidArgument("no command specified")
