@@ -59,7 +59,7 @@ func (s *Store) Create(ctx context.Context, c *Container) error {
 	}
 	// The record exists before its name does, so a name always has an
 	// owner to check.
-	if err := s.write(c); err != nil {
+	if err := s.write(c, true); err != nil {
 		os.RemoveAll(s.Dir(c.ID))
 		return err
 	}
@@ -103,12 +103,21 @@ func (s *Store) releaseName(name, id string) {
 	}
 }
 
-func (s *Store) write(c *Container) error {
+// write replaces the record. A new record is durable; so are its changes,
+// except an --rm container's: one that is not meant to outlive its process
+// need not have its state survive a crash of the machine either (its
+// record's last durable state then says running, and the next command
+// reconciles it as exited).
+func (s *Store) write(c *Container, created bool) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("write container %s: %w", c.ID, err)
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir(c.ID), "container.json"), b, 0o600); err != nil {
+	write := fsutil.WriteFileAtomic
+	if !created && c.HostConfig.AutoRemove {
+		write = fsutil.WriteFileVolatile
+	}
+	if err := write(filepath.Join(s.Dir(c.ID), "container.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write container %s: %w", c.ID, err)
 	}
 	return nil
@@ -145,6 +154,11 @@ func (s *Store) Resolve(ctx context.Context, ref string) (string, error) {
 	}
 	if !isHex(ref) {
 		return "", errdefs.NotFound("No such container: %s", ref)
+	}
+	if len(ref) == 64 {
+		if _, err := os.Stat(s.Dir(ref)); err == nil {
+			return ref, nil // a full ID: no need to list them all
+		}
 	}
 	ids, err := s.IDs(ctx)
 	if err != nil {
@@ -184,6 +198,8 @@ func (s *Store) IDs(ctx context.Context) ([]string, error) {
 	for _, e := range ents {
 		if len(e.Name()) == 64 && isHex(e.Name()) {
 			ids = append(ids, e.Name())
+		} else if strings.HasPrefix(e.Name(), removedPrefix) {
+			os.RemoveAll(filepath.Join(s.dir, e.Name())) // left by a crash in Delete
 		}
 	}
 	return ids, nil
@@ -225,7 +241,7 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *Container) err
 	if err := fn(c); err != nil {
 		return nil, err
 	}
-	if err := s.write(c); err != nil {
+	if err := s.write(c, false); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -235,7 +251,11 @@ func (s *Store) lock(id string) (*fsutil.Lock, error) {
 	if _, err := os.Stat(s.Dir(id)); err != nil {
 		return nil, errdefs.NotFound("No such container: %s", id)
 	}
-	return fsutil.LockFile(filepath.Join(s.Dir(id), "lock"))
+	l, err := fsutil.LockFile(filepath.Join(s.Dir(id), "lock"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, errdefs.NotFound("No such container: %s", id) // removed meanwhile
+	}
+	return l, err
 }
 
 // Rename gives a container a new name.
@@ -263,18 +283,35 @@ func (s *Store) Rename(ctx context.Context, id, newName string) error {
 // Delete removes the record and frees its name. The caller has released
 // everything else the container held.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	c, err := s.Get(ctx, id)
+	l, err := s.lock(id)
 	if err != nil {
 		return err
 	}
-	// Remove the record first: a crash after this leaves a name whose
-	// owner is gone, which reserveName reclaims.
-	if err := os.RemoveAll(s.Dir(id)); err != nil {
+	c, err := s.Get(ctx, id)
+	if err != nil {
+		l.Unlock()
+		return err
+	}
+	// The record goes first, moved aside under its lock in one rename: a
+	// writer that waits for the lock, or opens it a moment later, finds no
+	// record rather than making its directory again. A crash after this
+	// leaves a name whose owner is gone, which reserveName reclaims, and a
+	// directory aside, which IDs clears.
+	aside := filepath.Join(s.dir, removedPrefix+id)
+	err = os.Rename(s.Dir(id), aside)
+	l.Unlock()
+	if err != nil {
 		return fmt.Errorf("remove container %s: %w", id, err)
 	}
 	s.releaseName(c.DisplayName(), id)
+	if err := os.RemoveAll(aside); err != nil {
+		return fmt.Errorf("remove container %s: %w", id, err)
+	}
 	return nil
 }
+
+// removedPrefix names a removed container's directory on its way out.
+const removedPrefix = ".removed-"
 
 // NameInUse reports whether a name is taken.
 func (s *Store) NameInUse(name string) bool {

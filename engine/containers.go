@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/container"
@@ -371,6 +372,10 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string, opts RemoveOpt
 		if err := e.killAndWait(ctx, c); err != nil {
 			return err
 		}
+		if err := e.removeStopped(ctx, c.ID, opts.Volumes); err != nil && !(c.HostConfig.AutoRemove && errdefs.IsNotFound(err)) {
+			return err
+		}
+		return nil // an --rm container's monitor may have removed it already
 	}
 	return e.removeStopped(ctx, c.ID, opts.Volumes)
 }
@@ -394,10 +399,22 @@ func (e *Engine) removeStopped(ctx context.Context, id string, withVolumes bool)
 		return err
 	}
 	e.releaseRuntime(ctx, c)
-	var errs []error
-	if err := e.snaps.Remove(ctx, c.Berth.RootfsKey); err != nil && !errdefs.IsNotFound(err) {
-		errs = append(errs, err)
-	}
+	return e.removeReleased(ctx, c, withVolumes)
+}
+
+// removeReleased removes what a container marked as removing keeps once
+// nothing of it runs or is mounted: its writable layer, its run directory,
+// with volumes its anonymous volumes (side by side), and last its record
+// and name, so that a crash before the end leaves a record to remove again.
+func (e *Engine) removeReleased(ctx context.Context, c *container.Container, withVolumes bool) error {
+	var wg sync.WaitGroup
+	var snapErr error
+	wg.Go(func() {
+		if err := e.snaps.Remove(ctx, c.Berth.RootfsKey); err != nil && !errdefs.IsNotFound(err) {
+			snapErr = err
+		}
+	})
+	wg.Go(func() { os.RemoveAll(e.runDir(c.ID)) })
 	if withVolumes {
 		for _, m := range c.Mounts {
 			if m.Type == "volume" {
@@ -407,11 +424,8 @@ func (e *Engine) removeStopped(ctx context.Context, id string, withVolumes bool)
 			}
 		}
 	}
-	os.RemoveAll(e.runDir(c.ID))
-	if err := e.containers.Delete(ctx, c.ID); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
+	wg.Wait()
+	return errors.Join(snapErr, e.containers.Delete(ctx, c.ID))
 }
 
 // RenameContainer gives a container a new name.

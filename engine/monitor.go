@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -419,8 +420,10 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	}
 	exited := m.reaper.Watch(pid)
 	start, _ := procfs.StartTime(pid)
+	settings := c.NetworkSettings
 	if _, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
 		c.State.SetRunning(pid, time.Now().UTC())
+		c.NetworkSettings = settings
 		c.Berth.PidStart = start
 		c.Berth.MonitorPid, c.Berth.MonitorStart = os.Getpid(), m.startTime
 		c.Berth.StopRequested = false
@@ -455,7 +458,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		<-exited
 		copiers.Wait()
 		lw.Close()
-		m.recordExit(ctx, c.ID, 127, false)
+		m.recordExit(ctx, c.ID, 127, false, false)
 		return 0, err
 	}
 	go func() {
@@ -484,11 +487,10 @@ func (f frameSink) Write(p []byte) (int, error) {
 func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, code int) {
 	e := m.e
 	oom := rt.OOMKilled(ctx, s.id)
-	if err := rt.Delete(ctx, s.id, true); err != nil {
-		slog.Warn("delete runtime state", "container", s.id, "err", err)
-	}
-	e.unprepare(s.id)
-	c := m.recordExit(ctx, s.id, code, oom)
+	e.release(ctx, s.id, rt)
+	// An --rm container (which never restarts) is claimed for removal in
+	// the same write that records its exit.
+	c, claimed := m.recordExit(ctx, s.id, code, oom, true)
 	if s.stdin != nil && s.stdin != s.tty {
 		s.stdin.Close()
 	}
@@ -511,8 +513,8 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 	s.waiters = nil
 	s.mu.Unlock()
 
-	if c != nil && c.HostConfig.AutoRemove && !restart {
-		if err := e.removeStopped(ctx, s.id, true); err != nil && !errdefs.IsNotFound(err) && !errdefs.IsConflict(err) {
+	if claimed {
+		if err := e.removeReleased(ctx, c, true); err != nil && !errdefs.IsNotFound(err) {
 			slog.Warn("remove container", "container", s.id, "err", err)
 		}
 	}
@@ -557,15 +559,23 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 	}
 }
 
-func (m *monitorServer) recordExit(ctx context.Context, id string, code int, oom bool) *container.Container {
+// recordExit records a container's exit. With claim, an --rm container is
+// also marked as being removed (see removeStopped), which the caller then
+// carries out: claimed says so.
+func (m *monitorServer) recordExit(ctx context.Context, id string, code int, oom, claim bool) (c *container.Container, claimed bool) {
 	c, err := m.e.containers.Update(ctx, id, func(c *container.Container) error {
+		removing := c.State.Status == container.StatusRemoving
 		c.State.SetExited(code, oom, time.Now().UTC())
+		claimed = claim && c.HostConfig.AutoRemove && !removing
+		if claimed || removing {
+			c.State.Status = container.StatusRemoving
+		}
 		return nil
 	})
 	if err != nil {
-		return nil
+		return nil, false
 	}
-	return c
+	return c, claimed
 }
 
 // attach streams a running container's output to c (and c's input to it).
@@ -633,15 +643,53 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return "", err
 	}
+	// The network (a namespace, a veth, an address, the /etc files) is
+	// set up while the root is mounted and the mounts resolved: the two
+	// share nothing but the run directory.
+	type netResult struct {
+		ns       string
+		settings container.NetworkSettings
+		err      error
+	}
+	netc := make(chan netResult, 1)
+	go func() {
+		var r netResult
+		r.ns, r.settings, r.err = e.setupNetwork(ctx, c, dir)
+		netc <- r
+	}()
+	var net *netResult
+	waitNet := func() netResult {
+		if net == nil {
+			r := <-netc
+			net = &r
+		}
+		return *net
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			if waitNet().err == nil {
+				e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
+			}
+		}
+	}()
 	mounts, err := e.snaps.Mounts(ctx, c.Berth.RootfsKey)
 	if err != nil {
 		return "", fmt.Errorf("container root: %w", err)
 	}
 	snapshot.Unmount(rootfs) // a stale mount from a crash
-	if err := snapshot.MountAll(mounts, rootfs); err != nil {
+	err = errors.ErrUnsupported
+	if c.HostConfig.AutoRemove {
+		if vm, ok := volatileRoot(mounts); ok {
+			err = snapshot.MountAll(vm, rootfs)
+		}
+	}
+	if err != nil {
+		err = snapshot.MountAll(mounts, rootfs) // also where volatile is unknown (before Linux 5.10)
+	}
+	if err != nil {
 		return "", fmt.Errorf("mount container root: %w", err)
 	}
-	ok := false
 	defer func() {
 		if !ok {
 			snapshot.Unmount(rootfs)
@@ -660,15 +708,12 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err != nil {
 		return "", err
 	}
-	netns, err := e.setupNetwork(ctx, c, dir)
-	if err != nil {
-		return "", err
+	nr := waitNet()
+	if nr.err != nil {
+		return "", nr.err
 	}
-	defer func() {
-		if !ok {
-			e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
-		}
-	}()
+	netns := nr.ns
+	c.NetworkSettings = nr.settings // recorded with the running state
 	var etc []specs.Mount
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		opts := []string{"rbind", "rprivate"}
@@ -719,6 +764,26 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	return bundle, nil
 }
 
+// volatileRoot returns an --rm container's overlay root mount with the
+// "volatile" option: its upper directory goes with the container, so the
+// kernel need not sync the upper file system when the overlay is
+// unmounted. Overlayfs refuses an upper mounted volatile again until its
+// work/incompat/volatile is removed (it may have missed a crash): the root
+// is mounted afresh on each start, so that goes first.
+func volatileRoot(mounts []snapshot.Mount) ([]snapshot.Mount, bool) {
+	if len(mounts) != 1 || mounts[0].Type != "overlay" {
+		return nil, false
+	}
+	m := mounts[0]
+	for _, o := range m.Options {
+		if work, ok := strings.CutPrefix(o, "workdir="); ok {
+			os.Remove(filepath.Join(work, "work", "incompat", "volatile"))
+		}
+	}
+	m.Options = append(slices.Clone(m.Options), "volatile")
+	return []snapshot.Mount{m}, true
+}
+
 func hasEnv(env []string, k string) bool {
 	for _, kv := range env {
 		if len(kv) > len(k) && kv[:len(k)+1] == k+"=" {
@@ -729,20 +794,35 @@ func hasEnv(env []string, k string) bool {
 }
 
 // unprepare undoes prepareBundle: the container's network and its root
-// mount.
+// mount, torn down side by side (they share nothing).
 func (e *Engine) unprepare(id string) {
-	e.teardownNetwork(context.Background(), id)
+	e.release(context.Background(), id, nil)
+}
+
+// release undoes what a container's start made on the host: its runtime
+// state and cgroups (if rt is not nil), its network and its root mount.
+// The three share nothing and each waits on the kernel, so they run at
+// once.
+func (e *Engine) release(ctx context.Context, id string, rt ociRuntime) {
+	var wg sync.WaitGroup
+	if rt != nil {
+		wg.Go(func() {
+			if err := rt.Delete(ctx, id, true); err != nil {
+				slog.Warn("delete runtime state", "container", id, "err", err)
+			}
+		})
+	}
+	wg.Go(func() { e.teardownNetwork(context.WithoutCancel(ctx), id) })
 	snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
+	wg.Wait()
 }
 
 // releaseRuntime cleans what a stopped container may still hold in the
 // runtime and on the host (after a crash of its monitor): its runtime
 // state and cgroup, its root mount.
 func (e *Engine) releaseRuntime(ctx context.Context, c *container.Container) {
-	if rt, err := e.ociRuntimeFor(c.HostConfig.Runtime); err == nil {
-		rt.Delete(ctx, c.ID, true)
-	}
-	e.unprepare(c.ID)
+	rt, _ := e.ociRuntimeFor(c.HostConfig.Runtime)
+	e.release(ctx, c.ID, rt)
 }
 
 // monitorCmd is how a client starts the monitor.
@@ -761,9 +841,11 @@ func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
 
 // ask sends one request and reads the response. A monitor that closes
 // the connection unanswered is handing over to a newer binary: ask again.
+// (Closed with the request unread, the connection is reset rather than
+// ended.)
 func (e *Engine) ask(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
 	c, resp, err := e.ask1(ctx, req)
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) {
 		return e.ask1(ctx, req)
 	}
 	return c, resp, err

@@ -40,27 +40,36 @@ func networkName(mode string) string {
 // directory, so that it exists before the runtime creates the container
 // and the /etc files can name the address) attached with its published
 // ports; then its /etc/hosts, /etc/resolv.conf and /etc/hostname. It
-// returns the namespace for the spec ("" new, "host", or a path) and
-// records the endpoints in the container's NetworkSettings.
-func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir string) (string, error) {
+// returns the namespace for the spec ("" new, "host", or a path) and the
+// container's NetworkSettings, for the caller to record (with the running
+// state: one write of the record, not two).
+func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir string) (string, container.NetworkSettings, error) {
+	netns, eps, err := e.attachNetwork(ctx, c, dir)
+	if err != nil {
+		return "", container.NetworkSettings{}, err
+	}
+	return netns, networkSettings(c, eps, netns), nil
+}
+
+func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir string) (string, []*network.Endpoint, error) {
 	mode := c.HostConfig.NetworkMode
 	netns, err := e.netnsFor(ctx, c)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	var eps []*network.Endpoint
 	if attachesNetwork(mode) {
 		nm, err := e.networkManager()
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		netns = filepath.Join(dir, "netns")
 		if err := newNetns(netns); err != nil {
-			return "", fmt.Errorf("network namespace: %w", err)
+			return "", nil, fmt.Errorf("network namespace: %w", err)
 		}
 		ports, err := publishedPorts(c)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		ep, err := nm.Attach(ctx, c.ID, netns, network.AttachRequest{
 			Network: networkName(mode),
@@ -73,7 +82,7 @@ func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir s
 		})
 		if err != nil {
 			removeNetns(netns)
-			return "", err
+			return "", nil, err
 		}
 		eps = append(eps, ep)
 	}
@@ -87,16 +96,9 @@ func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir s
 	}
 	if err := network.WriteFiles(dir, files); err != nil {
 		e.teardownNetwork(ctx, c.ID)
-		return "", err
+		return "", nil, err
 	}
-	if _, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
-		c.NetworkSettings = networkSettings(c, eps, netns)
-		return nil
-	}); err != nil {
-		e.teardownNetwork(ctx, c.ID)
-		return "", err
-	}
-	return netns, nil
+	return netns, eps, nil
 }
 
 // teardownNetwork detaches a container from its networks and removes its

@@ -17,6 +17,19 @@ import (
 // same directory and a rename: a reader sees the old content or the new,
 // never a mix, and a crash leaves one of the two.
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, data, mode, true)
+}
+
+// WriteFileVolatile replaces path as WriteFileAtomic does for readers (the
+// old content or the new, never a mix), without the fsync: for what need
+// not survive a crash of the machine. After one, path may hold the old
+// content, the new, or (on file systems that do not order a replacing
+// rename after the data, unlike ext4) nothing.
+func WriteFileVolatile(path string, data []byte, mode os.FileMode) error {
+	return writeFileAtomic(path, data, mode, false)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode, sync bool) error {
 	var b [8]byte
 	rand.Read(b[:])
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(b[:]))
@@ -25,7 +38,7 @@ func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

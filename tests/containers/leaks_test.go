@@ -35,7 +35,8 @@ func TestNothingLeaks(t *testing.T) {
 				id = e.must("create", "busybox", "true")
 			} else {
 				id = e.must(append([]string{"run"}, tc.run...)...)
-				if e.inspect(id, "{{.State.Running}}") == "true" {
+				// (An --rm container may be gone already.)
+				if res := e.run("inspect", "-f", "{{.State.Running}}", id); strings.TrimSpace(res.Stdout) == "true" {
 					pid = e.pid(id)
 				}
 			}
