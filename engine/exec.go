@@ -516,9 +516,15 @@ func (p cmdProcess) Signal(sig unix.Signal) error { return p.cmd.Process.Signal(
 
 func (p cmdProcess) Wait() (int, error) {
 	err := p.cmd.Wait()
+	log, _ := os.ReadFile(filepath.Join(p.dir, "log"))
 	os.RemoveAll(p.dir)
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
+		// runc and crun exit 255 when the process cannot start; their
+		// log says why.
+		if code := startFailure(string(log)); ee.ExitCode() == 255 && code != 0 {
+			return code, &ExitError{Code: code, Err: fmt.Errorf("OCI runtime exec failed: %s: unknown", lastLogMessage(string(log)))}
+		}
 		return ee.ExitCode(), nil
 	}
 	if err != nil {
@@ -582,4 +588,41 @@ func availableCaps() []string {
 		return out
 	}
 	return names
+}
+
+// startFailure maps an external runtime's log of a failed start to
+// Docker's exit status: 127 for a command not found, 126 for one that
+// cannot be executed, 0 for anything else.
+func startFailure(log string) int {
+	switch {
+	case strings.Contains(log, "executable file not found"), strings.Contains(log, "no such file or directory"):
+		return 127
+	case strings.Contains(log, "permission denied"):
+		return 126
+	}
+	return 0
+}
+
+// lastLogMessage returns the message of the last line of a runtime's
+// log (logrus text or JSON, or plain).
+func lastLogMessage(log string) string {
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	last := lines[len(lines)-1]
+	var entry struct {
+		Msg string `json:"msg"`
+	}
+	if json.Unmarshal([]byte(last), &entry) == nil && entry.Msg != "" {
+		return entry.Msg
+	}
+	if _, msg, ok := strings.Cut(last, "msg="); ok {
+		if q, err := strconv.QuotedPrefix(msg); err == nil {
+			if m, err := strconv.Unquote(q); err == nil {
+				return m
+			}
+		}
+		if f := strings.Fields(msg); len(f) > 0 {
+			return f[0]
+		}
+	}
+	return last
 }

@@ -192,6 +192,12 @@ func TestExecExternalRuntime(t *testing.T) {
 	if res := e.run("exec", "-t", "rc", "sh", "-c", "tty; exit 4"); res.Code != 4 || !strings.HasPrefix(res.Stdout, "/dev/pts/") {
 		t.Errorf("exec -t with runc: %s\nwant a pts and exit code 4", res)
 	}
+	if res := e.run("exec", "rc", "nosuchcommand"); res.Code != 127 || !strings.Contains(res.Stderr, "OCI runtime exec failed") {
+		t.Errorf("exec of a missing command with runc: %s\nwant exit code 127", res)
+	}
+	if res := e.run("exec", "rc", "sh", "-c", "exit 255"); res.Code != 255 {
+		t.Errorf("exec of a process exiting 255 with runc: %s", res)
+	}
 	e.must("exec", "-d", "rc", "sleep", "1010")
 	e.waitFor("top lists the process runc exec'd", func() bool {
 		return strings.Contains(e.must("top", "rc"), "sleep 1010")
