@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -366,7 +367,8 @@ func TestKilledBuild(t *testing.T) {
 		// process runs.
 		buf := make([]byte, 4096)
 		var seen string
-		for !strings.Contains(seen, "started") {
+		// (The step's title says "started" too: wait for its output.)
+		for !regexp.MustCompile(`(?m)^#\d+ [0-9.]+ started$`).MatchString(seen) {
 			n, err := stderr.Read(buf)
 			if err != nil {
 				cmd.Process.Kill()
