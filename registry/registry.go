@@ -225,6 +225,7 @@ func (r *Registry) Serve(ctx context.Context, ready func(net.Addr)) error {
 	if r.cfg.GC.Interval > 0 && !r.cfg.ReadOnly {
 		go r.gcLoop(gcCtx)
 	}
+	startPprof(r.log)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	r.log.Info("registry listening", "addr", ln.Addr().String(), "root", r.cfg.Root, "tls", r.cfg.TLS.Cert != "")

@@ -14,9 +14,17 @@
 //
 //	BERTH_BENCH=1 go test -v -timeout 30m -run Compare ./bench/registry/
 //
+// The go-single and go-layers rows push and pull the same images with a Go
+// client in this process instead of skopeo (go.go): skopeo's own work (it
+// reads, hashes and on a pull writes and fsyncs every byte) bounds its
+// rows, and these show what the registries themselves do.
+//
 // Knobs: BERTH_BENCH_RUNS (10), BERTH_BENCH_ROWS (a comma list of single,
-// layers, manifests; default all), BERTH_BENCH_LOAD_SECS (seconds of each
-// manifest run, default 2), BERTH_BIN (the berth binary; built when unset).
+// layers, go-single, go-layers, manifests; default all),
+// BERTH_BENCH_LOAD_SECS (seconds of each manifest run, default 2),
+// BERTH_BIN (the berth binary; built when unset). The berth process
+// inherits the environment: BERTH_REGISTRY_PPROF=127.0.0.1:6060 makes it
+// serve Go's profiles there while the bench runs.
 package registry
 
 import (
@@ -61,7 +69,7 @@ func TestCompare(t *testing.T) {
 	runs := envInt("BERTH_BENCH_RUNS", 10)
 	rows := os.Getenv("BERTH_BENCH_ROWS")
 	if rows == "" {
-		rows = "single,layers,manifests"
+		rows = "single,layers,go-single,go-layers,manifests"
 	}
 	sides := []side{{"berth", startBerth(t)}, {"distribution", startDistribution(t)}}
 	out, _ := exec.Command("docker-registry", "--version").CombinedOutput()
@@ -73,6 +81,10 @@ func TestCompare(t *testing.T) {
 			pushPull(t, sides, runs, "200 MB, 1 layer", "single", 1, 200<<20)
 		case "layers":
 			pushPull(t, sides, runs, "20 x 5 MB layers", "layers", 20, 5<<20)
+		case "go-single":
+			goPushPull(t, sides, runs, "200 MB, 1 layer", 1, 200<<20)
+		case "go-layers":
+			goPushPull(t, sides, runs, "20 x 5 MB layers", 20, 5<<20)
 		case "manifests":
 			manifests(t, sides, runs, time.Duration(envInt("BERTH_BENCH_LOAD_SECS", 2))*time.Second)
 		default:

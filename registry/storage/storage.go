@@ -229,10 +229,29 @@ func (s *Store) LinkBlob(ctx context.Context, name, from string, d digest.Digest
 
 func (s *Store) linkBlobLocked(name string, d digest.Digest) error {
 	p := s.repoPath(name, "_blobs", digestPath(d))
-	if ok, _ := exists(p); ok {
-		return touch(p)
+	created, err := createLink(p)
+	if err != nil || !created {
+		return err
 	}
-	return writeLink(p, nil)
+	return fsutil.SyncDir(filepath.Dir(p))
+}
+
+// createLink makes the empty file p (a blob link), or refreshes its
+// modification time when it exists, and reports whether it created it. An
+// empty file needs neither a temporary name nor an fsync of its own: it
+// exists or it does not, and the caller makes its directory durable.
+func createLink(p string) (bool, error) {
+	if err := touch(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return false, err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return false, err
+	}
+	return true, f.Close()
 }
 
 // DeleteBlob removes a blob from repository name. The bytes stay until
@@ -259,7 +278,7 @@ func (s *Store) PutBlob(ctx context.Context, name string, d digest.Digest, r io.
 		return BlobInfo{}, err
 	}
 	defer w.Close()
-	if _, err := io.Copy(w, r); err != nil {
+	if _, err := w.rcv.ReadFrom(r); err != nil {
 		return BlobInfo{}, fmt.Errorf("put blob %s: %w", d, err)
 	}
 	return w.Commit()
@@ -274,7 +293,7 @@ type BlobWriter struct {
 	d    digest.Digest
 	f    *os.File
 	v    digest.Verifier
-	n    int64
+	rcv  *receiver // writes f, hashes into v
 	done bool
 }
 
@@ -288,16 +307,15 @@ func (s *Store) NewBlobWriter(name string, d digest.Digest) (*BlobWriter, error)
 	if err != nil {
 		return nil, fmt.Errorf("put blob: %w", err)
 	}
-	return &BlobWriter{s: s, name: name, d: d, f: f, v: d.Verifier()}, nil
+	v := d.Verifier()
+	return &BlobWriter{s: s, name: name, d: d, f: f, v: v, rcv: newReceiver(f, v, 0)}, nil
 }
 
 // Write implements io.Writer.
-func (w *BlobWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.v.Write(p[:n])
-	w.n += int64(n)
-	return n, err
-}
+func (w *BlobWriter) Write(p []byte) (int, error) { return w.rcv.Write(p) }
+
+// ReadFrom implements io.ReaderFrom, receiving r through a large buffer.
+func (w *BlobWriter) ReadFrom(r io.Reader) (int64, error) { return w.rcv.ReadFrom(r) }
 
 // Path is the file being written, until Commit or Close.
 func (w *BlobWriter) Path() string { return w.f.Name() }
@@ -312,7 +330,7 @@ func (w *BlobWriter) Commit() (BlobInfo, error) {
 	if err := w.s.publish(w.f, w.d, w.name); err != nil {
 		return BlobInfo{}, err
 	}
-	return BlobInfo{Digest: w.d, Size: w.n}, nil
+	return BlobInfo{Digest: w.d, Size: w.rcv.off}, nil
 }
 
 // Close discards what was written unless it was committed.
@@ -328,10 +346,17 @@ func (w *BlobWriter) Close() error {
 
 // publish makes the verified, still open file f the blob d and links it into
 // repository name. f's file is renamed away or left for the caller to remove.
+//
+// Three fsyncs: the data, the blob's directory and the link's directory.
+// The data is synced before the rename, so a crash never shows a partial
+// blob; the link is created before either directory is synced, so on ext4
+// the first directory fsync commits both and the second finds nothing left.
 func (s *Store) publish(f *os.File, d digest.Digest, name string) error {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	dst := s.blobPath(d)
+	link := s.repoPath(name, "_blobs", digestPath(d))
+	renamed := false
 	if err := touch(dst); err == nil {
 		// Already stored: keep the existing copy.
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -349,12 +374,21 @@ func (s *Store) publish(f *os.File, d digest.Digest, name string) error {
 		if err := os.Rename(f.Name(), dst); err != nil {
 			return fmt.Errorf("publish blob %s: %w", d, err)
 		}
+		renamed = true
+	}
+	linked, err := createLink(link)
+	if err != nil {
+		return fmt.Errorf("link blob %s into %s: %w", d, name, err)
+	}
+	if renamed {
 		if err := fsutil.SyncDir(filepath.Dir(dst)); err != nil {
 			return fmt.Errorf("publish blob %s: %w", d, err)
 		}
 	}
-	if err := s.linkBlobLocked(name, d); err != nil {
-		return fmt.Errorf("link blob %s into %s: %w", d, name, err)
+	if linked {
+		if err := fsutil.SyncDir(filepath.Dir(link)); err != nil {
+			return fmt.Errorf("link blob %s into %s: %w", d, name, err)
+		}
 	}
 	return nil
 }

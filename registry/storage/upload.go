@@ -16,7 +16,6 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/errdefs"
-	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // An upload is a blob being received, possibly in many requests. Its bytes
@@ -59,7 +58,10 @@ func (s *Store) StartUpload(ctx context.Context, name string) (UploadInfo, error
 		os.RemoveAll(dir)
 		return UploadInfo{}, fmt.Errorf("start upload: %w", err)
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "repo"), []byte(name), 0o600); err != nil {
+	// Not synced: the upload is temporary until its commit, which syncs
+	// what it publishes. A killed server finds it again; a machine that
+	// lost power may lose it, and the client starts over.
+	if err := os.WriteFile(filepath.Join(dir, "repo"), []byte(name), 0o600); err != nil {
 		f.Close()
 		os.RemoveAll(dir)
 		return UploadInfo{}, fmt.Errorf("start upload: %w", err)
@@ -145,11 +147,7 @@ func (s *Store) AppendUpload(ctx context.Context, name, id string, offset int64,
 	if offset >= 0 && offset != u.size {
 		return UploadInfo{ID: id, Size: u.size}, errdefs.Conflict("upload %s: chunk starts at %d, expected %d", id, offset, u.size)
 	}
-	var w io.Writer = u.f
-	if u.h != nil {
-		w = io.MultiWriter(u.f, u.h)
-	}
-	n, err := io.Copy(w, r)
+	n, err := newReceiver(u.f, u.h, u.size).ReadFrom(r)
 	u.size += n
 	if err != nil {
 		// The file and the hash may disagree on a short write: recompute at commit.
