@@ -26,6 +26,7 @@ VOLUME ["/data", "/logs"]
 USER nobody
 WORKDIR /srv/app
 STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=30s --timeout=5s --retries=3 CMD wget -q -O- http://localhost/ || exit 1
 ENTRYPOINT ["/bin/sh", "-c"]
 CMD ["echo hi"]
 `,
@@ -84,6 +85,14 @@ func TestBuildahDifferential(t *testing.T) {
 				if berthCfg[k] != peerCfg[k] {
 					t.Errorf("%s: berth %s, buildah %s", k, berthCfg[k], peerCfg[k])
 				}
+			}
+
+			// Podman shows a docker-format image's HEALTHCHECK beside its
+			// Config, not in it.
+			berthHC := inspectField(t, e.MustRun("image", "inspect", "diff:"+name).Stdout, "Config", "Healthcheck")
+			peerHC := inspectField(t, p.MustRun("image", "inspect", "localhost/diff:"+name).Stdout, "Healthcheck")
+			if berthHC != peerHC {
+				t.Errorf("Healthcheck: berth %s, buildah %s", berthHC, peerHC)
 			}
 
 			// Files: both images exported through a container.
@@ -178,4 +187,25 @@ func listTar(t *testing.T, p string) map[string]string {
 		out[name] = desc
 	}
 	return out
+}
+
+// inspectField returns, as canonical JSON, the field at path of the one
+// object an `image inspect` printed ("null" when it is absent).
+func inspectField(t *testing.T, out string, path ...string) string {
+	t.Helper()
+	var objs []map[string]any
+	if err := json.Unmarshal([]byte(out), &objs); err != nil || len(objs) != 1 {
+		t.Fatalf("image inspect: %v\n%s", err, out)
+	}
+	var v any = objs[0]
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			v = nil
+			break
+		}
+		v = m[k]
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
