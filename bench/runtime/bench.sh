@@ -5,8 +5,9 @@
 #   bench/runtime/bench.sh [RUNS]        (default 30 runs each; needs root)
 #
 # Prints the median of `run` of /bin/true and of create+start+delete of a
-# /bin/true container (the container's exit is included: delete waits for
-# nothing, the process is gone), for each runtime, and berth's ratio to each.
+# /bin/true container, for each runtime, and berth's ratio to each. Runs
+# are interleaved across runtimes (bench/runtime/startbench), so a noisy
+# machine slows every side alike; compare ratios, not absolute figures.
 set -euo pipefail
 RUNS=${1:-30}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +16,6 @@ WORK=${BENCH_WORK:-/tmp/berth-bench-runtime}
 BERTH=${BERTH_RUNTIME:-$WORK/berth-runtime}
 
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 2; }
-command -v hyperfine >/dev/null || { echo "needs hyperfine" >&2; exit 2; }
 mkdir -p "$WORK"
 if [ -z "${BERTH_RUNTIME:-}" ]; then
   (cd "$REPO" && go build -o "$BERTH" ./cmd/berth-runtime)
@@ -43,22 +43,6 @@ c["process"]["args"] = ["/bin/true"]; c["process"]["terminal"] = False
 json.dump(c, open(p, "w"), indent=1)
 PY
 
-declare -A RUN CSD
-for rt in "$BERTH" crun runc; do
-  name=$(basename "$rt")
-  "$rt" delete -f bench-$name >/dev/null 2>&1 || true
-  hyperfine -N -w 3 -r "$RUNS" --export-json "$WORK/run-$name.json" \
-    "$rt run --bundle $B bench-$name" >/dev/null
-  hyperfine -w 3 -r "$RUNS" --export-json "$WORK/csd-$name.json" \
-    "$rt create --bundle $B bench-$name && $rt start bench-$name && $rt delete -f bench-$name" >/dev/null
-  RUN[$name]=$(python3 -c "import json;print(json.load(open('$WORK/run-$name.json'))['results'][0]['median']*1000)")
-  CSD[$name]=$(python3 -c "import json;print(json.load(open('$WORK/csd-$name.json'))['results'][0]['median']*1000)")
-done
-b=$(basename "$BERTH")
-printf '%-26s %14s %14s %14s %12s %12s\n' "median of $RUNS (ms)" berth-runtime crun runc "berth/crun" "berth/runc"
-for row in RUN CSD; do
-  declare -n M=$row
-  label="run /bin/true"; [ $row = CSD ] && label="create+start+delete"
-  printf '%-26s %14.1f %14.1f %14.1f %11.2fx %11.2fx\n' "$label" "${M[$b]}" "${M[crun]}" "${M[runc]}" \
-    "$(python3 -c "print(${M[$b]}/${M[crun]})")" "$(python3 -c "print(${M[$b]}/${M[runc]})")"
-done
+# Interleaved runs (berth, crun, runc, berth, ...): see startbench.
+(cd "$REPO" && go build -o "$WORK/startbench" ./bench/runtime/startbench)
+"$WORK/startbench" -bundle "$B" -runs "$RUNS" berth-runtime="$BERTH" crun=crun runc=runc
