@@ -348,7 +348,8 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	if err != nil {
 		return 0, err
 	}
-	bundle, err := e.prepareBundle(ctx, c)
+	tr := newRunTrace(c.ID)
+	bundle, err := e.prepareBundle(ctx, c, tr)
 	if err != nil {
 		return 0, err
 	}
@@ -393,6 +394,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		consolePath = console.Path
 	}
 	pid, err = rt.Create(ctx, c.ID, bundle, stdio, consolePath)
+	tr.mark("runtime create")
 	for _, f := range stdio {
 		if f != nil {
 			f.Close()
@@ -448,6 +450,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 			lw.Copy(p.stream, io.TeeReader(p.r, frameSink{s, p.typ}))
 		}()
 	}
+	tr.mark("recorded running")
 	if err := rt.Start(ctx, c.ID); err != nil {
 		rt.Kill(ctx, c.ID, unix.SIGKILL, false)
 		// The client gets the error, not what the dying process wrote.
@@ -461,11 +464,13 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		m.recordExit(ctx, c.ID, 127, false, false)
 		return 0, err
 	}
+	tr.mark("runtime start")
 	go func() {
 		ws := <-exited
+		tr.mark("process exited")
 		copiers.Wait()
 		lw.Close()
-		m.exited(context.WithoutCancel(ctx), s, rt, monitor.ExitCode(ws))
+		m.exited(context.WithoutCancel(ctx), s, rt, monitor.ExitCode(ws), tr)
 	}()
 	return pid, nil
 }
@@ -484,13 +489,15 @@ func (f frameSink) Write(p []byte) (int, error) {
 
 // exited records a container's exit and carries out its policy: restart,
 // remove (--rm), or stay exited.
-func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, code int) {
+func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, code int, tr *runTrace) {
 	e := m.e
 	oom := rt.OOMKilled(ctx, s.id)
 	e.release(ctx, s.id, rt)
+	tr.mark("released")
 	// An --rm container (which never restarts) is claimed for removal in
 	// the same write that records its exit.
 	c, claimed := m.recordExit(ctx, s.id, code, oom, true)
+	tr.mark("recorded exit")
 	if s.stdin != nil && s.stdin != s.tty {
 		s.stdin.Close()
 	}
@@ -518,6 +525,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 			slog.Warn("remove container", "container", s.id, "err", err)
 		}
 	}
+	tr.mark("exit handled")
 	m.mu.Lock()
 	delete(m.sessions, s.id)
 	m.mu.Unlock()
@@ -637,7 +645,7 @@ func (m *monitorServer) wait(ctx context.Context, c *monitor.Conn, req monitor.R
 
 // prepareBundle mounts the container's root file system and writes the OCI
 // bundle for it under the run directory.
-func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (string, error) {
+func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *runTrace) (string, error) {
 	dir := e.runDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
@@ -708,7 +716,9 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 	if err != nil {
 		return "", err
 	}
+	tr.mark("root and mounts")
 	nr := waitNet()
+	tr.mark("network (waited for)")
 	if nr.err != nil {
 		return "", nr.err
 	}
@@ -761,6 +771,7 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container) (str
 		return "", err
 	}
 	ok = true
+	tr.mark("bundle written")
 	return bundle, nil
 }
 
