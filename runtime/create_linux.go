@@ -299,6 +299,13 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		return nil, err
 	}
 	if st.Start, err = pidStartTime(st.Pid); err != nil {
+		// It failed already: its message says why.
+		if _, nerr := sp.next(); nerr != nil {
+			if _, ok := nerr.(*ProcessError); !ok {
+				sp = nil // reaped
+			}
+			return nil, nerr
+		}
 		return nil, fmt.Errorf("container init died: %w", err)
 	}
 	if err := st.write(dir); err != nil {
@@ -306,8 +313,11 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	if late {
 		err := cg.Make()
-		if gerr := forkinit.Go(sp.sync, err == nil); err == nil {
-			err = gerr
+		if gerr := forkinit.Go(sp.sync, err == nil); err == nil && gerr != nil {
+			// The child is gone: its message says why.
+			if _, err = sp.next(); err == nil {
+				err = gerr
+			}
 		}
 		if err != nil {
 			return nil, err
