@@ -428,6 +428,15 @@ func TestBadInput(t *testing.T) {
 				s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "bogus"})
 			})
 		}, 0, errdefs.ErrInvalidArgument, "unknown namespace"},
+		{"hostname without a UTS namespace", func(t *testing.T) string {
+			return newBundle(t, []string{"true"}, func(s *specs.Spec) {
+				s.Hostname = "evil"
+				s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}}
+			})
+		}, 0, errdefs.ErrInvalidArgument, "UTS namespace"},
+		{"host sysctl", func(t *testing.T) string {
+			return newBundle(t, []string{"true"}, func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "0"} })
+		}, 0, errdefs.ErrInvalidArgument, "not namespaced"},
 		{"not found", func(t *testing.T) string {
 			return newBundle(t, []string{"no-such-command"}, nil)
 		}, 127, nil, "not found"},

@@ -76,6 +76,19 @@ func Validate(s *specs.Spec) error {
 		if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
 			return errdefs.InvalidArgument("config: uid/gid mappings need a user namespace")
 		}
+		// Without its own namespace, these would change the host's.
+		if (s.Hostname != "" || s.Domainname != "") && !seen[specs.UTSNamespace] {
+			return errdefs.InvalidArgument("config: a hostname needs a UTS namespace")
+		}
+		for k := range s.Linux.Sysctl {
+			if ns, ok := sysctlNamespace(k); !ok {
+				return errdefs.InvalidArgument("config: sysctl %q is not namespaced", k)
+			} else if !seen[ns] {
+				return errdefs.InvalidArgument("config: sysctl %q needs a %s namespace", k, ns)
+			}
+		}
+	} else if s.Hostname != "" || s.Domainname != "" {
+		return errdefs.InvalidArgument("config: a hostname needs a UTS namespace")
 	}
 	for _, m := range s.Mounts {
 		if !filepath.IsAbs(m.Destination) {
@@ -155,4 +168,23 @@ func validID(id string) bool {
 		}
 	}
 	return true
+}
+
+// sysctlNamespace returns the namespace a sysctl belongs to, if it is
+// namespaced at all.
+func sysctlNamespace(key string) (specs.LinuxNamespaceType, bool) {
+	switch key {
+	case "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+		"kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced":
+		return specs.IPCNamespace, true
+	case "kernel.hostname", "kernel.domainname":
+		return specs.UTSNamespace, true
+	}
+	switch {
+	case strings.HasPrefix(key, "fs.mqueue."):
+		return specs.IPCNamespace, true
+	case strings.HasPrefix(key, "net."):
+		return specs.NetworkNamespace, true
+	}
+	return "", false
 }
