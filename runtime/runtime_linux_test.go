@@ -434,6 +434,9 @@ func TestBadInput(t *testing.T) {
 				s.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}}
 			})
 		}, 0, errdefs.ErrInvalidArgument, "UTS namespace"},
+		{"unknown version", func(t *testing.T) string {
+			return newBundle(t, []string{"true"}, func(s *specs.Spec) { s.Version = "invalid" })
+		}, 0, errdefs.ErrInvalidArgument, "ociVersion"},
 		{"host sysctl", func(t *testing.T) string {
 			return newBundle(t, []string{"true"}, func(s *specs.Spec) { s.Linux.Sysctl = map[string]string{"vm.swappiness": "0"} })
 		}, 0, errdefs.ErrInvalidArgument, "not namespaced"},

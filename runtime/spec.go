@@ -53,6 +53,9 @@ var knownRlimits = map[string]bool{
 // Validate checks what the runtime relies on in a spec, so that bad input is
 // refused before anything is created.
 func Validate(s *specs.Spec) error {
+	if !validVersion(s.Version) {
+		return errdefs.InvalidArgument("config: unsupported ociVersion %q", s.Version)
+	}
 	if s.Root == nil || s.Root.Path == "" {
 		return errdefs.InvalidArgument("config: root.path is required")
 	}
@@ -187,4 +190,20 @@ func sysctlNamespace(key string) (specs.LinuxNamespaceType, bool) {
 		return specs.NetworkNamespace, true
 	}
 	return "", false
+}
+
+// validVersion accepts 1.x.y, with an optional -suffix (runc spec writes
+// 1.0.2-dev).
+func validVersion(v string) bool {
+	v, _, _ = strings.Cut(v, "-")
+	parts := strings.Split(v, ".")
+	if len(parts) != 3 || parts[0] != "1" {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+	}
+	return true
 }
