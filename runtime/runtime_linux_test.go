@@ -587,7 +587,52 @@ func TestReexecInit(t *testing.T) {
 		"CgroupLimits": TestCgroupLimits, "ProcessSettings": TestProcessSettings,
 		"Capabilities": TestCapabilities, "SeccompFilter": TestSeccompFilter,
 		"BadInput": TestBadInput, "Security": TestSecurity, "NoHostFDLeak": TestNoHostFDLeak,
+		"RuntimeHooks": TestRuntimeHooks, "NoPivot": TestNoPivot,
 	} {
 		t.Run(name, f)
+	}
+}
+
+// TestRuntimeHooks runs the hooks that run in the runtime's namespaces
+// only, which the fast path handles itself.
+func TestRuntimeHooks(t *testing.T) {
+	dir := t.TempDir()
+	hook := func(name string) specs.Hook {
+		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", fmt.Sprintf("cat > %s/%s", dir, name)}}
+	}
+	mustRun(t, []string{"true"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{
+			CreateRuntime: []specs.Hook{hook("createRuntime")},
+			Poststart:     []specs.Hook{hook("poststart")},
+			Poststop:      []specs.Hook{hook("poststop")},
+		}
+	})
+	for _, h := range []string{"createRuntime", "poststart", "poststop"} {
+		if b, err := os.ReadFile(filepath.Join(dir, h)); err != nil || !strings.Contains(string(b), `"pid"`) {
+			t.Errorf("%s hook: %q %v", h, b, err)
+		}
+	}
+	// A failing createRuntime hook fails the create, and leaves nothing.
+	root := t.TempDir()
+	id := containerID(t)
+	_, err := runtime.Create(context.Background(), id, newBundle(t, []string{"true"}, func(s *specs.Spec) {
+		s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
+	}), runtime.Options{Root: root})
+	if err == nil || !strings.Contains(err.Error(), "createRuntime") {
+		t.Errorf("failing hook: %v", err)
+	}
+	assertNothingLeft(t, root, id, "")
+}
+
+func TestNoPivot(t *testing.T) {
+	bundle := newBundle(t, []string{"sh", "-c", "cat /proc/self/mountinfo | head -1"}, nil)
+	root := t.TempDir()
+	outR, outW, _ := os.Pipe()
+	code, err := runtime.Run(context.Background(), containerID(t), bundle, runtime.Options{Root: root, NoPivot: true, Stdout: outW})
+	outW.Close()
+	b := make([]byte, 512)
+	n, _ := outR.Read(b)
+	if err != nil || code != 0 || n == 0 {
+		t.Errorf("run: %d %v %q", code, err, b[:n])
 	}
 }
