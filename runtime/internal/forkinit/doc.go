@@ -18,6 +18,11 @@
 // (the child inherits the mask and restores the original just before
 // execve), and holds syscall.ForkLock.
 //
+// The child is a plain fork (not vfork: it lives until start), so its cost
+// grows with the parent's private memory — page tables copied, pages
+// copied on write until the child execs. For the CLI that is a few hundred
+// kilobytes; an engine with a large heap pays a little more per start.
+//
 // Every op that can fail carries its index; a failing child writes the
 // index, the errno and an exit code to the sync socket and exits, and the
 // parent turns the index back into words ("mount proc on /proc: EPERM").
