@@ -182,11 +182,8 @@ func once(ctx context.Context, tempDir string, side Side) (d time.Duration, err 
 		return 0, err
 	}
 	defer func() {
-		if cerr := testutil.UnmountAll(dir); cerr != nil && err == nil {
+		if cerr := removeRunDir(dir); cerr != nil && err == nil {
 			err = cerr
-		}
-		if cerr := os.RemoveAll(dir); cerr != nil && err == nil {
-			err = fmt.Errorf("removing %s: %w", dir, cerr)
 		}
 	}()
 	work, err := side.Setup(ctx, dir)
@@ -205,4 +202,23 @@ func once(ctx context.Context, tempDir string, side Side) (d time.Duration, err 
 	err = work(ctx)
 	d = time.Since(start)
 	return d, err
+}
+
+// removeRunDir unmounts and removes a run's directory. A peer may still be
+// cleaning up in the background when its command returns (podman's conmon
+// runs `podman container cleanup` after the CLI exits), so a directory that
+// is not empty yet is tried again, a bounded number of times: this is
+// teardown, never timed.
+func removeRunDir(dir string) error {
+	var err error
+	for range 50 {
+		if err = testutil.UnmountAll(dir); err != nil {
+			return err
+		}
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("removing %s: %w", dir, err)
 }
