@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
+	runtimecli "github.com/berth-dev/berth/runtime/cli"
 )
 
 // Exit codes, as Docker uses them.
@@ -60,6 +61,11 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 // Main runs the berth command line with args (without the program name) and
 // returns the process exit status.
 func Main(ctx context.Context, args []string, s Streams) int {
+	// `berth [global flags] runtime ...` hands the rest to the OCI runtime
+	// untouched: its flags are runc's (its --root is not berth's).
+	if i := subcommandIndex(args); i >= 0 && args[i] == "runtime" {
+		return runtimecli.Main(args[i+1:])
+	}
 	a := &app{Streams: s}
 	root := newRoot(a)
 	root.SetArgs(args)
@@ -84,6 +90,23 @@ func Main(ctx context.Context, args []string, s Streams) int {
 		return pe.ExitCode()
 	}
 	return ExitEngineError
+}
+
+// subcommandIndex finds the first argument that is not one of berth's
+// global flags (or its value), or -1.
+func subcommandIndex(args []string) int {
+	withValue := map[string]bool{"--root": true, "--runroot": true, "--log-level": true, "--storage-driver": true}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case withValue[a]:
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			return i
+		}
+	}
+	return -1
 }
 
 func oneLine(err error) string {
@@ -131,7 +154,7 @@ func newRoot(a *app) *cobra.Command {
 		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a),
 		newExecCmd(a), newTopCmd(a), newStatsCmd(a), newCpCmd(a), newExportCmd(a), newDiffCmd(a), newCommitCmd(a),
 		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
-		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a),
+		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a), newRuntimeCmd(a),
 		newPullCmd(a), newPushCmd(a), newLoginCmd(a), newLogoutCmd(a), newManifestCmd(a),
 		newBuildCmd(a), newBuilderCmd(a),
 	)
