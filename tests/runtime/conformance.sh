@@ -4,14 +4,14 @@
 #
 #   tests/runtime/conformance.sh [TEST ...]     (root; default: all 58 files)
 #
-# Builds bin/berth-runtime, then runs /work/shared/conformance/runtime-tools/
+# Builds bin/berth-runtime, then runs ../shared/conformance/runtime-tools/
 # run.sh (which fetches and builds the suite once) for each runtime. A file
 # that passes on runc or crun but not on berth-runtime is listed at the end
 # as a regression; the exit status is 1 if there is any.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-RUNSH=${RUNSH:-/work/shared/conformance/runtime-tools/run.sh}
+RUNSH=${RUNSH:-$REPO/../shared/conformance/runtime-tools/run.sh}
 CONF_WORK=${CONF_WORK:-/tmp/conf/runtime-tools}
 export CONF_WORK TEST_TIMEOUT=${TEST_TIMEOUT:-60}
 
