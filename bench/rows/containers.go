@@ -222,6 +222,10 @@ func (r *densityResult) report() []string {
 	return r.lines
 }
 
+// idleSettle is how long both engines are left alone before their idle
+// memory is measured: berth's monitor trims itself after 2 s of quiet.
+const idleSettle = 5 * time.Second
+
 // density starts n idle containers (run -d busybox sleep 3600, one after
 // the other) and times that; untimed after, it checks that all n run,
 // measures the PSS of every process the engine keeps running outside the
@@ -249,10 +253,13 @@ func density(env Env, bb busybox, n int, withPodman bool, runFlags []string) har
 		},
 		Teardown: func(ctx context.Context, dir string) error {
 			b := berthStore{bin: env.Berth, root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run")}
-			out, _ := exec.CommandContext(ctx, b.bin, b.args("ps", "-q")...).Output()
-			running := len(strings.Fields(string(out)))
+			// Idle containers: measure what stays once nothing is asked
+			// of either engine (the same settling time for podman).
+			time.Sleep(idleSettle)
 			pids := processes(func(args []string) bool { return hasArgs(args, "--runroot", b.runroot) })
 			pss, rss := memory(pids)
+			out, _ := exec.CommandContext(ctx, b.bin, b.args("ps", "-q")...).Output()
+			running := len(strings.Fields(string(out)))
 			res.add("berth: %d of %d running at once; %d berth process(es) left running (the monitor): "+
 				"PSS %.2f MB, RSS %.2f MB in all; per container PSS %.3f MB, RSS %.3f MB",
 				running, n, len(pids), pss/1e6, rss/1e6, pss/1e6/float64(max(running, 1)), rss/1e6/float64(max(running, 1)))
@@ -278,7 +285,7 @@ func density(env Env, bb busybox, n int, withPodman bool, runFlags []string) har
 		Berth:  berth,
 		Report: res.report,
 		Note: fmt.Sprintf("time to start %d idle containers (`run -d busybox sleep 3600`, one after the other, "+
-			"each engine on its default network: a bridge) in a store with busybox imported (podman: runc, cgroupfs); then, untimed, the PSS and RSS (/proc/PID/smaps_rollup) of every "+
+			"each engine on its default network: a bridge) in a store with busybox imported (podman: runc, cgroupfs); then, untimed, after 5 s with no request to either engine, the PSS and RSS (/proc/PID/smaps_rollup) of every "+
 			"process the engine keeps running for them outside the containers, divided by the number running; then all removed", n),
 	}
 	if withPodman {
@@ -308,13 +315,14 @@ func podmanDensity(bb busybox, n int, res *densityResult) harness.Side {
 			}, nil
 		},
 		Teardown: func(ctx context.Context, dir string) error {
-			cmd := p.Command(ctx, "ps", "-q")
-			out, _ := cmd.Output()
-			running := len(strings.Fields(string(out)))
+			time.Sleep(idleSettle)
 			pids := processes(func(args []string) bool {
 				return len(args) > 0 && filepath.Base(args[0]) == "conmon" && strings.Contains(strings.Join(args, " "), dir)
 			})
 			pss, rss := memory(pids)
+			cmd := p.Command(ctx, "ps", "-q")
+			out, _ := cmd.Output()
+			running := len(strings.Fields(string(out)))
 			res.add("podman: %d of %d running at once; %d conmon process(es): PSS %.2f MB, RSS %.2f MB in all; "+
 				"per container PSS %.3f MB, RSS %.3f MB", running, n, len(pids), pss/1e6, rss/1e6, pss/1e6/float64(max(running, 1)), rss/1e6/float64(max(running, 1)))
 			rm := p.Command(ctx, "rm", "-f", "-t", "0", "-a")
