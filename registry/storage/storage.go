@@ -80,15 +80,19 @@ func (s *Store) Root() string { return s.root }
 
 var (
 	nameComponent = `[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*`
-	nameRE        = regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
-	tagRE         = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
+	// Compiled on first use, not at init: every berth command links this
+	// package, and only the registry needs them.
+	nameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^` + nameComponent + `(?:/` + nameComponent + `)*$`)
+	})
+	tagRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`) })
 )
 
 // ValidName reports whether name is a valid repository name.
-func ValidName(name string) bool { return len(name) <= 255 && nameRE.MatchString(name) }
+func ValidName(name string) bool { return len(name) <= 255 && nameRE().MatchString(name) }
 
 // ValidTag reports whether tag is a valid tag.
-func ValidTag(tag string) bool { return tagRE.MatchString(tag) }
+func ValidTag(tag string) bool { return tagRE().MatchString(tag) }
 
 // ParseDigest parses a digest of an algorithm the store supports.
 func ParseDigest(s string) (digest.Digest, error) {

@@ -39,7 +39,7 @@ type UploadInfo struct {
 	Size int64 // bytes received so far
 }
 
-var idRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+var idRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{32}$`) })
 
 func (s *Store) uploadDir(id string) string { return filepath.Join(s.root, "uploads", id) }
 
@@ -76,7 +76,7 @@ func (s *Store) StartUpload(ctx context.Context, name string) (UploadInfo, error
 // lookup finds upload id of repository name, loading it from disk after a
 // restart. The caller must lock u.mu and check u.gone.
 func (s *Store) lookup(name, id string) (*upload, error) {
-	if !idRE.MatchString(id) {
+	if !idRE().MatchString(id) {
 		return nil, errdefs.NotFound("upload %q not found", id)
 	}
 	s.mu.Lock()
