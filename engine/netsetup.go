@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -64,25 +65,31 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 			return "", nil, err
 		}
 		netns = filepath.Join(dir, "netns")
-		if err := newNetns(netns); err != nil {
-			return "", nil, fmt.Errorf("network namespace: %w", err)
+		// The namespace is made while Attach plans; Attach waits for it
+		// before it opens it, and every way out waits for it too.
+		ready := startNetns(netns)
+		fail := func(err error) (string, []*network.Endpoint, error) {
+			if ready() == nil {
+				removeNetns(netns)
+			}
+			return "", nil, err
 		}
 		ports, err := publishedPorts(c)
 		if err != nil {
-			return "", nil, err
+			return fail(err)
 		}
 		ep, err := nm.Attach(ctx, c.ID, netns, network.AttachRequest{
-			Network: networkName(mode),
-			Name:    c.DisplayName(),
-			Aliases: c.Berth.Aliases,
-			IP:      c.Berth.IP,
-			MAC:     c.Berth.MAC,
-			Ports:   ports,
-			DNS:     c.HostConfig.Dns,
+			Network:    networkName(mode),
+			Name:       c.DisplayName(),
+			Aliases:    c.Berth.Aliases,
+			IP:         c.Berth.IP,
+			MAC:        c.Berth.MAC,
+			Ports:      ports,
+			DNS:        c.HostConfig.Dns,
+			NetnsReady: ready,
 		})
 		if err != nil {
-			removeNetns(netns)
-			return "", nil, err
+			return fail(err)
 		}
 		eps = append(eps, ep)
 	}
@@ -173,10 +180,22 @@ func networkSettings(c *container.Container, eps []*network.Endpoint, netns stri
 	return ns
 }
 
-// newNetns makes a network namespace and bind-mounts it at path. The
+// startNetns starts making a network namespace bind-mounted at path and
+// returns a function that waits for it (and may be called again). The
 // thread that unshares it is locked and never unlocked, so the Go runtime
 // retires it with its goroutine instead of reusing it in the new
 // namespace.
+func startNetns(path string) (wait func() error) {
+	errc := make(chan error, 1)
+	go func() { errc <- newNetns(path) }()
+	return sync.OnceValue(func() error {
+		if err := <-errc; err != nil {
+			return fmt.Errorf("network namespace: %w", err)
+		}
+		return nil
+	})
+}
+
 func newNetns(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o444)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -62,7 +63,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 	if _, err := os.Stat(m.endpointFile(n.ID, containerID)); err == nil {
 		return nil, errdefs.AlreadyExists("container %s is already attached to network %s", shortID(containerID), n.Name)
 	}
-	ep, err := m.plan(ctx, nets, n, containerID, netnsPath, req)
+	ep, err := m.plan(nets, n, containerID, netnsPath, req)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +72,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 	if err := m.writeEndpoint(ep); err != nil {
 		return nil, err
 	}
-	if err := m.setup(ctx, n, ep); err != nil {
+	if err := m.setup(ctx, n, ep, req.NetnsReady); err != nil {
 		if derr := m.detachLocked(ctx, n, ep, true); derr != nil {
 			err = fmt.Errorf("%w (and undoing it: %v)", err, derr)
 		}
@@ -81,14 +82,23 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 }
 
 // plan chooses the endpoint's address, MAC, interface and host ports.
-func (m *Manager) plan(ctx context.Context, nets []*Network, n *Network, containerID, netnsPath string, req AttachRequest) (*Endpoint, error) {
-	eps, err := m.endpoints(n.ID)
+func (m *Manager) plan(nets []*Network, n *Network, containerID, netnsPath string, req AttachRequest) (*Endpoint, error) {
+	// Every record is read once: this network's addresses, the
+	// container's interfaces on other networks and every published port
+	// come from the same reading.
+	all, err := m.allEndpoints(nets)
 	if err != nil {
 		return nil, err
 	}
 	used := map[netip.Addr]bool{}
-	for _, e := range eps {
-		used[e.IP] = true
+	var mine []*Endpoint
+	for _, e := range all {
+		if e.NetworkID == n.ID {
+			used[e.IP] = true
+		}
+		if e.ContainerID == containerID {
+			mine = append(mine, e)
+		}
 	}
 	var ip netip.Addr
 	if req.IP != "" {
@@ -113,10 +123,6 @@ func (m *Manager) plan(ctx context.Context, nets []*Network, n *Network, contain
 	}
 	ifname := req.Interface
 	if ifname == "" {
-		mine, err := m.ContainerEndpoints(ctx, containerID)
-		if err != nil {
-			return nil, err
-		}
 		for i := 0; ; i++ {
 			ifname = "eth" + strconv.Itoa(i)
 			if !slices.ContainsFunc(mine, func(e *Endpoint) bool { return e.Interface == ifname }) {
@@ -124,7 +130,7 @@ func (m *Manager) plan(ctx context.Context, nets []*Network, n *Network, contain
 			}
 		}
 	}
-	ports, err := m.reservePorts(nets, req.Ports)
+	ports, err := reservePorts(all, req.Ports)
 	if err != nil {
 		return nil, err
 	}
@@ -153,26 +159,37 @@ func (m *Manager) CheckPorts(ctx context.Context, ports []PortMapping) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.reservePorts(nets, ports)
+	all, err := m.allEndpoints(nets)
+	if err != nil {
+		return err
+	}
+	_, err = reservePorts(all, ports)
 	return err
 }
 
-// reservePorts checks the requested ports against every published port of
-// berth and against the host's sockets, and chooses free ports for those
-// without one.
-func (m *Manager) reservePorts(nets []*Network, req []PortMapping) ([]PortMapping, error) {
-	if len(req) == 0 {
-		return nil, nil
-	}
-	var taken []PortMapping
+// allEndpoints reads the endpoint records of every network.
+func (m *Manager) allEndpoints(nets []*Network) ([]*Endpoint, error) {
+	var all []*Endpoint
 	for _, n := range nets {
 		eps, err := m.endpoints(n.ID)
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range eps {
-			taken = append(taken, e.Ports...)
-		}
+		all = append(all, eps...)
+	}
+	return all, nil
+}
+
+// reservePorts checks the requested ports against every port the
+// endpoints publish and against the host's sockets, and chooses free ports
+// for those without one.
+func reservePorts(eps []*Endpoint, req []PortMapping) ([]PortMapping, error) {
+	if len(req) == 0 {
+		return nil, nil
+	}
+	var taken []PortMapping
+	for _, e := range eps {
+		taken = append(taken, e.Ports...)
 	}
 	out := make([]PortMapping, 0, len(req))
 	for _, p := range req {
@@ -266,13 +283,33 @@ func freePort(p PortMapping) (uint16, error) {
 
 func (m *Manager) firewall() *nft.Firewall { return nft.New(m.opts.Table) }
 
+// hostLinks is the process's route netlink handle in the host's network
+// namespace, opened on first use and kept: the package's functions open,
+// bind and close a socket for every request, ~5 of them per attach and 2
+// per release. The handle serialises its requests. No goroutine runs in
+// another namespace unless locked to its thread (newNetns, NewHandleAt),
+// so the socket is the host's whichever thread opens it.
+var hostLinks = sync.OnceValue(func() *netlink.Handle {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return &netlink.Handle{} // a socket per request, as the package's functions
+	}
+	return h
+})
+
 func netOwner(n *Network) string { return "net:" + n.ID[:12] }
 
-// setup makes the kernel match a planned endpoint.
-func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint) error {
+// setup makes the kernel match a planned endpoint; it calls ready, if not
+// nil, before it opens the endpoint's namespace.
+func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, ready func() error) error {
 	br, err := m.ensureBridge(n)
 	if err != nil {
 		return err
+	}
+	if ready != nil {
+		if err := ready(); err != nil {
+			return err
+		}
 	}
 	ns, err := netns.GetFromPath(ep.Netns)
 	if err != nil {
@@ -286,17 +323,18 @@ func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint) error {
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(ns),
 	}
-	err = netlink.LinkAdd(veth)
+	h := hostLinks()
+	err = h.LinkAdd(veth)
 	if errors.Is(err, unix.EEXIST) {
 		// The veth of this container's last run, left to the kernel with
 		// its namespace (Release) and not deleted yet, or kept by a
 		// container that shared that namespace: it goes now.
-		if old, lerr := netlink.LinkByName(ep.HostVeth); lerr == nil {
-			if derr := netlink.LinkDel(old); derr != nil && !errors.Is(derr, unix.ENODEV) {
+		if old, lerr := h.LinkByName(ep.HostVeth); lerr == nil {
+			if derr := h.LinkDel(old); derr != nil && !errors.Is(derr, unix.ENODEV) {
 				return fmt.Errorf("attach to network %s: delete stale veth %s: %w", n.Name, ep.HostVeth, derr)
 			}
 		}
-		err = netlink.LinkAdd(veth)
+		err = h.LinkAdd(veth)
 	}
 	if err != nil {
 		return fmt.Errorf("attach to network %s: create veth %s: %w", n.Name, ep.HostVeth, err)
@@ -348,24 +386,14 @@ func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
 	if n.Internal {
 		return nil
 	}
-	routes, err := h.RouteList(nil, unix.AF_INET)
-	if err != nil {
-		return fmt.Errorf("list routes: %w", err)
-	}
-	for _, r := range routes {
-		if r.Dst == nil || r.Dst.IP.IsUnspecified() && isZeroMask(r.Dst.Mask) {
-			return nil // a first network gave the default route
-		}
-	}
-	if err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()}); err != nil {
+	// RouteAdd is exclusive: a default route that a first network gave
+	// makes it fail with EEXIST, and that route stays (no dump of the
+	// routes first).
+	err = h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()})
+	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add default route via %s: %w", ep.Gateway, err)
 	}
 	return nil
-}
-
-func isZeroMask(m net.IPMask) bool {
-	ones, _ := m.Size()
-	return ones == 0
 }
 
 // ensureBridge returns the network's bridge, creating it (addressed, up,
@@ -374,7 +402,7 @@ func isZeroMask(m net.IPMask) bool {
 // `network rm`): deleting a bridge waits for RCU grace periods, ~35 ms, and
 // making one again for the next container ~10 ms more.
 func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
-	if br, err := netlink.LinkByName(n.Bridge); err == nil {
+	if br, err := hostLinks().LinkByName(n.Bridge); err == nil {
 		if a := m.bridgeAlias(n); br.Attrs().Alias != a {
 			return br, m.adoptBridge(n, br, a)
 		}
@@ -605,11 +633,12 @@ func (m *Manager) detach(ctx context.Context, containerID, onlyNet string, delVe
 // detachLocked undoes an endpoint, whatever part of it exists: with
 // delVeth, its veth is deleted, else only taken off the bridge (Release).
 func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, delVeth bool) error {
-	if link, err := netlink.LinkByName(ep.HostVeth); err == nil {
+	h := hostLinks()
+	if link, err := h.LinkByName(ep.HostVeth); err == nil {
 		if delVeth {
-			err = netlink.LinkDel(link)
+			err = h.LinkDel(link)
 		} else {
-			err = netlink.LinkSetNoMaster(link)
+			err = h.LinkSetNoMaster(link)
 		}
 		if err != nil && !errors.Is(err, unix.ENODEV) {
 			return fmt.Errorf("detach from %s: veth %s: %w", n.Name, ep.HostVeth, err)

@@ -37,6 +37,11 @@ type AttachRequest struct {
 	// Interface is the interface's name in the container (default eth0,
 	// eth1, ... in the order of attachment).
 	Interface string
+	// NetnsReady, if not nil, is called before the namespace is first
+	// opened, and its error fails the attach: the caller may still be
+	// making the namespace while Attach takes the lock, reads the records
+	// and writes the allocation (each about half a millisecond).
+	NetnsReady func() error
 }
 
 // Endpoint is one container's attachment to one network: its record is
