@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/monitor"
@@ -48,13 +49,30 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		}
 	}
 	defer signalReady()
+	// The start lock makes "holds monitor.lock" imply "listens": a monitor
+	// takes monitor.lock and starts listening, or closes its listener and
+	// gives monitor.lock up, only while holding the start lock. So one
+	// that loses the race for monitor.lock, once it holds the start lock
+	// itself, knows the winner is listening, and may say it is ready.
+	startLock, err := fsutil.LockFile(filepath.Join(e.runRoot, "monitor.start.lock"))
+	if err != nil {
+		return err
+	}
+	starting := true
+	defer func() {
+		if starting {
+			startLock.Unlock()
+		}
+	}()
 	lf, err := os.OpenFile(monitor.LockPath(e.runRoot), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return err
 	}
+	// Deferred after the start lock's release, so it runs first: the
+	// monitor lock goes before the start lock does.
 	defer lf.Close()
 	if err := unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		return nil // another monitor serves this run root
+		return nil // another monitor serves this run root, and listens
 	}
 	sock := monitor.SocketPath(e.runRoot)
 	os.Remove(sock)
@@ -69,7 +87,18 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	}
 	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
 	m.startTime, _ = procfs.StartTime(os.Getpid())
+	startLock.Unlock()
+	starting = false
 	signalReady()
+	// stopListening closes the listener under the start lock, which the
+	// process keeps until it exits (see above).
+	stopListening := func() {
+		if l, err := fsutil.LockFile(filepath.Join(e.runRoot, "monitor.start.lock")); err == nil {
+			startLock, starting = l, true
+		}
+		ln.Close()
+		os.Remove(sock)
+	}
 
 	stale := make(chan struct{})
 	go func() {
@@ -101,12 +130,11 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	for {
 		select {
 		case <-ctx.Done():
-			ln.Close()
+			stopListening()
 			return nil
 		case <-stale:
 			m.mu.Lock()
-			ln.Close()
-			os.Remove(sock)
+			stopListening()
 			m.mu.Unlock()
 			return nil
 		case <-m.activity:
@@ -120,9 +148,8 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 			if !busy {
 				// Stop accepting while holding mu: a client that connects
 				// now gets a refusal and starts a new monitor, which waits
-				// for our lock.
-				ln.Close()
-				os.Remove(sock)
+				// for our locks.
+				stopListening()
 				m.mu.Unlock()
 				return nil
 			}

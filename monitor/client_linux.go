@@ -27,14 +27,19 @@ func Dial(ctx context.Context, runRoot string, spawn *exec.Cmd) (*Conn, error) {
 	if err == nil {
 		return c, nil
 	}
-	if err := Spawn(ctx, spawn); err != nil {
-		return nil, err
+	// A monitor that is exiting (idle, or replaced by a new binary) may
+	// refuse us between our spawn and our dial: spawn again, a few times.
+	for range 3 {
+		cmd := exec.Command(spawn.Path, spawn.Args[1:]...)
+		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = spawn.Env, spawn.Dir, spawn.Stdout, spawn.Stderr
+		if err := Spawn(ctx, cmd); err != nil {
+			return nil, err
+		}
+		if c, err = dial(ctx, runRoot); err == nil {
+			return c, nil
+		}
 	}
-	c, err = dial(ctx, runRoot)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the container monitor: %w", err)
-	}
-	return c, nil
+	return nil, fmt.Errorf("connect to the container monitor: %w", err)
 }
 
 func dial(ctx context.Context, runRoot string) (*Conn, error) {
