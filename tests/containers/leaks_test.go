@@ -1,6 +1,7 @@
 package containers
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,9 +36,13 @@ func TestNothingLeaks(t *testing.T) {
 				id = e.must("create", "busybox", "true")
 			} else {
 				id = e.must(append([]string{"run"}, tc.run...)...)
-				// (An --rm container may be gone already.)
-				if res := e.run("inspect", "-f", "{{.State.Running}}", id); strings.TrimSpace(res.Stdout) == "true" {
-					pid = e.pid(id)
+				// (An --rm container may be gone already, and a short-lived
+				// one may exit between two reads: take the pid only from a
+				// record that says running.)
+				if res := e.run("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", id); res.Code == 0 {
+					if running, p, _ := strings.Cut(strings.TrimSpace(res.Stdout), " "); running == "true" {
+						pid, _ = strconv.Atoi(p)
+					}
 				}
 			}
 			switch {
