@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/signals"
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/monitor"
 )
@@ -350,21 +351,7 @@ func ParseSignal(s string, def unix.Signal) (unix.Signal, error) {
 	if s == "" {
 		return def, nil
 	}
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err == nil && fmt.Sprint(n) == s {
-		if n <= 0 || n > 64 {
-			return 0, errdefs.InvalidArgument("invalid signal: %s", s)
-		}
-		return unix.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, errdefs.InvalidArgument("invalid signal: %s", s)
+	return signals.Parse(s)
 }
 
 // netnsFor returns the network namespace the container joins: "" for a new

@@ -1,12 +1,11 @@
 package cli
 
 import (
-	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 
+	"github.com/berth-dev/berth/internal/signals"
 	"github.com/berth-dev/berth/runtime"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -138,24 +137,6 @@ func (a *app) stateCmd() *cobra.Command {
 	}
 }
 
-// parseSignal accepts 9, KILL and SIGKILL.
-func parseSignal(s string) (unix.Signal, error) {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("invalid signal %q", s)
-		}
-		return unix.Signal(n), nil
-	}
-	name := strings.ToUpper(s)
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if sig := unix.SignalNum(name); sig != 0 {
-		return sig, nil
-	}
-	return 0, fmt.Errorf("unknown signal %q", s)
-}
-
 func (a *app) killCmd() *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
@@ -166,7 +147,7 @@ func (a *app) killCmd() *cobra.Command {
 			sig := unix.SIGTERM
 			if len(args) == 2 {
 				var err error
-				if sig, err = parseSignal(args[1]); err != nil {
+				if sig, err = signals.Parse(args[1]); err != nil {
 					return err
 				}
 			}
