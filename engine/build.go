@@ -308,15 +308,7 @@ func unmountAll(p string) error {
 
 func (b *buildBackend) Image(ctx context.Context, name string) (*build.Image, error) {
 	e := b.e
-	db, err := e.images.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := db.Resolve(name)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := e.imageConfig(ctx, rec)
+	_, rec, cfg, err := e.resolveImage(ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -62,15 +62,7 @@ func portBindings(specs []string) map[string][]container.PortBinding {
 // CreateContainer makes a container from an image: its record, its name
 // and its writable root file system. Nothing runs yet.
 func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *container.Container, err error) {
-	db, err := e.images.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := db.Resolve(opts.Image)
-	if err != nil {
-		return nil, err
-	}
-	icfg, err := e.imageConfig(ctx, rec)
+	_, rec, icfg, err := e.resolveImage(ctx, opts.Image)
 	if err != nil {
 		return nil, err
 	}

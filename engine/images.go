@@ -126,15 +126,7 @@ type RootFS struct {
 
 // InspectImage returns Docker's view of one image.
 func (e *Engine) InspectImage(ctx context.Context, name string) (*ImageInspect, error) {
-	db, err := e.images.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := db.Resolve(name)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := e.imageConfig(ctx, rec)
+	db, rec, cfg, err := e.resolveImage(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +165,24 @@ func (e *Engine) InspectImage(ctx context.Context, name string) (*ImageInspect, 
 	return out, nil
 }
 
+// resolveImage finds the image a user names and reads its config, with
+// the DB it was found in.
+func (e *Engine) resolveImage(ctx context.Context, name string) (*image.DB, *image.Record, *image.Config, error) {
+	db, err := e.images.Load(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rec, err := db.Resolve(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cfg, err := e.imageConfig(ctx, rec)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return db, rec, cfg, nil
+}
+
 func (e *Engine) imageConfig(ctx context.Context, rec *image.Record) (*image.Config, error) {
 	b, err := e.content.ReadAll(ctx, rec.ID, image.MaxConfigSize)
 	if err != nil {
@@ -197,15 +207,7 @@ type HistoryEntry struct {
 
 // History returns an image's history, newest first.
 func (e *Engine) History(ctx context.Context, name string) ([]HistoryEntry, error) {
-	db, err := e.images.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rec, err := db.Resolve(name)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := e.imageConfig(ctx, rec)
+	db, rec, cfg, err := e.resolveImage(ctx, name)
 	if err != nil {
 		return nil, err
 	}
