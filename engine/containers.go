@@ -16,7 +16,6 @@ import (
 	"github.com/berth-dev/berth/filters"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/procfs"
-	"github.com/berth-dev/berth/monitor"
 	"github.com/berth-dev/berth/network"
 )
 
@@ -265,9 +264,6 @@ func (e *Engine) reconcile(ctx context.Context, c *container.Container) *contain
 
 // watched reports whether the monitor that started c's process still runs.
 func (e *Engine) watched(c *container.Container) bool {
-	if c.Berth.MonitorPid == 0 {
-		return monitor.Alive(e.runRoot) // a record from before monitors were named
-	}
 	return procfs.Alive(c.Berth.MonitorPid, c.Berth.MonitorStart)
 }
 
