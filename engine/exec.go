@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -261,6 +262,10 @@ func (p *pipeIO) close() {
 	p.mine = nil
 }
 
+// consoleGrace is how long an exec whose runtime has exited waits for the
+// terminal the runtime sent before it did.
+const consoleGrace = 2 * time.Second
+
 // execTerminal runs proc with a terminal whose master the runtime sends
 // over a console socket, and copies between the master and the client's
 // streams, following the client's window size.
@@ -323,10 +328,23 @@ func (e *Engine) execTerminal(ctx context.Context, id string, initPid int, rt oc
 			}
 			master = r.f
 		case <-exited:
-			if waitErr == nil && !detach {
-				waitErr = fmt.Errorf("OCI runtime exec failed: exited with status %d before sending a terminal", code)
+			// The runtime sends the master before it exits, but the
+			// receiving goroutine may not have run yet: give it a moment
+			// before concluding that nothing came.
+			t := time.NewTimer(consoleGrace)
+			select {
+			case r := <-got:
+				t.Stop()
+				if r.err != nil {
+					return 0, r.err
+				}
+				master = r.f
+			case <-t.C:
+				if waitErr == nil && !detach {
+					waitErr = fmt.Errorf("OCI runtime exec failed: exited with status %d before sending a terminal", code)
+				}
+				return code, waitErr
 			}
-			return code, waitErr
 		}
 	}
 	if detach {
