@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/moby/profiles/seccomp"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -26,6 +27,8 @@ func exec(t *testing.T, prog []Insn, arch, nr uint32, args [6]uint64) uint32 {
 			acc = binary.NativeEndian.Uint32(data[in.K:])
 		case andK:
 			acc &= in.K
+		case ja:
+			pc += int(in.K)
 		case jeqK, jgtK, jgeK:
 			var ok bool
 			switch in.Code {
@@ -117,5 +120,113 @@ func TestCompileRefuses(t *testing.T) {
 		if _, err := Compile(s); err == nil {
 			t.Errorf("Compile(%+v) succeeded", s)
 		}
+	}
+}
+
+// reference is what a profile says of a call: the action of the first rule
+// that names it and whose conditions hold (rules whose action is the
+// default and that have no conditions are left out, as runc does), else
+// the default.
+func reference(t *testing.T, s *specs.LinuxSeccomp, nr uint32, args [6]uint64) uint32 {
+	t.Helper()
+	def, _ := action(s.DefaultAction, s.DefaultErrnoRet)
+	for _, r := range s.Syscalls {
+		act, err := action(r.Action, r.ErrnoRet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if act == def && len(r.Args) == 0 {
+			continue
+		}
+		for _, name := range r.Names {
+			if n, ok := SyscallNumber(name); !ok || n != nr {
+				continue
+			}
+			match := true
+			for _, c := range r.Args {
+				v := args[c.Index]
+				switch c.Op {
+				case specs.OpEqualTo:
+					match = match && v == c.Value
+				case specs.OpNotEqual:
+					match = match && v != c.Value
+				case specs.OpMaskedEqual:
+					match = match && v&c.Value == c.ValueTwo
+				case specs.OpGreaterThan:
+					match = match && v > c.Value
+				case specs.OpGreaterEqual:
+					match = match && v >= c.Value
+				case specs.OpLessThan:
+					match = match && v < c.Value
+				case specs.OpLessEqual:
+					match = match && v <= c.Value
+				}
+			}
+			if match {
+				return act
+			}
+		}
+	}
+	return def
+}
+
+// TestCompileMatchesProfile checks the compiled tree against the rules read
+// one after another, for every call number, on Docker's default profile (a
+// few hundred calls, several rules with conditions on the same call) and on
+// a profile whose rules pile up on one call.
+func TestCompileMatchesProfile(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Skip("the syscall table is x86-64's")
+	}
+	docker, err := seccomp.GetDefaultProfile(&specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{Bounding: []string{"CAP_SYS_ADMIN"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errno := uint(38)
+	piled := &specs.LinuxSeccomp{DefaultAction: specs.ActAllow}
+	for i := uint64(0); i < 80; i++ {
+		piled.Syscalls = append(piled.Syscalls, specs.LinuxSyscall{
+			Names: []string{"ioctl", "read"}, Action: specs.ActErrno, ErrnoRet: &errno,
+			Args: []specs.LinuxSeccompArg{{Index: 1, Value: i, Op: specs.OpEqualTo}},
+		})
+	}
+	piled.Syscalls = append(piled.Syscalls,
+		specs.LinuxSyscall{Names: []string{"read"}, Action: specs.ActKillProcess},
+		specs.LinuxSyscall{Names: []string{"read"}, Action: specs.ActTrap},
+		specs.LinuxSyscall{Names: []string{"write"}, Action: specs.ActAllow})
+	for name, s := range map[string]*specs.LinuxSeccomp{"docker": docker, "piled": piled} {
+		p, err := Compile(s)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// The argument values the rules compare with, and their neighbours,
+		// for the calls that have conditions.
+		vals := map[uint32][]uint64{}
+		for _, r := range s.Syscalls {
+			for _, name := range r.Names {
+				nr, ok := SyscallNumber(name)
+				if !ok {
+					continue
+				}
+				for _, c := range r.Args {
+					for _, v := range []uint64{c.Value, c.ValueTwo} {
+						vals[nr] = append(vals[nr], v, v-1, v+1, v|1<<32, v^1<<40)
+					}
+				}
+			}
+		}
+		for nr := uint32(0); nr < 500; nr++ {
+			for _, v := range append([]uint64{0, 1<<64 - 1}, vals[nr]...) {
+				for i := 0; i < 6; i++ {
+					var args [6]uint64
+					args[i] = v
+					want := reference(t, s, nr, args)
+					if got := exec(t, p.Insns, auditArchX86_64, nr, args); got != want {
+						t.Fatalf("%s: call %d args %v: %#x, want %#x", name, nr, args, got, want)
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d instructions", name, len(p.Insns))
 	}
 }
