@@ -2,6 +2,7 @@ package registry
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -104,5 +105,60 @@ func TestPodman(t *testing.T) {
 		if res.Stdout != "hi\n" {
 			t.Errorf("podman run %s printed %q", fromBerth, res.Stdout)
 		}
+	}
+}
+
+// TestPodmanTLSBasicAuth: podman logs in to berth registry serve over TLS
+// (verifying the registry's certificate) with basic auth, pushes, pulls
+// back and runs; without credentials it is refused.
+func TestPodmanTLSBasicAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("interop: skipped with -short")
+	}
+	need(t, "podman", "podman")
+	var cfg registry.Config
+	cfg.TLS.Cert, cfg.TLS.Key = selfSigned(t)
+	cfg.Auth.Htpasswd = htpasswd(t, "alice", "wonderland")
+	addr := serve(t, cfg)
+	// podman trusts the certificates of --cert-dir: the self-signed one is
+	// its own CA.
+	certs := t.TempDir()
+	certPEM, err := os.ReadFile(cfg.TLS.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(certs, "ca.crt"), certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	authfile := filepath.Join(t.TempDir(), "auth.json")
+	if err := os.WriteFile(authfile, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := testutil.NewPodman(t, "runc")
+	tlsArgs := []string{"--cert-dir", certs, "--authfile", authfile}
+
+	local := "localhost/interop/tls:1"
+	p.MustRun("import", "--change", `CMD ["/bin/sh"]`, testutil.Images(t).Busybox, local)
+	ref := addr + "/secure/bb:1"
+	// Refused for want of credentials, past a verified TLS handshake.
+	if res := p.Run(append(append([]string{"push"}, tlsArgs...), local, "docker://"+ref)...); res.Code == 0 ||
+		!strings.Contains(res.Stderr, "unauthorized") {
+		t.Fatalf("push without credentials: %s", res)
+	}
+	p.MustRun(append(append([]string{"login"}, tlsArgs...), "--username", "alice", "--password", "wonderland", addr)...)
+	p.MustRun(append(append([]string{"push"}, tlsArgs...), local, "docker://"+ref)...)
+	p.MustRun("rmi", local)
+	p.MustRun(append(append([]string{"pull"}, tlsArgs...), ref)...)
+	if os.Geteuid() == 0 {
+		res := p.MustRun("run", "--rm", "--network", "none", ref, "echo", "hi")
+		if res.Stdout != "hi\n" {
+			t.Errorf("podman run %s printed %q", ref, res.Stdout)
+		}
+	}
+	p.MustRun("rmi", ref)
+	p.MustRun(append(append([]string{"logout"}, "--authfile", authfile), addr)...)
+	if res := p.Run(append(append([]string{"pull"}, tlsArgs...), ref)...); res.Code == 0 ||
+		!strings.Contains(res.Stderr, "unauthorized") {
+		t.Fatalf("pull after logout: %s", res)
 	}
 }
