@@ -6,12 +6,12 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/filters"
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/reference"
 )
 
 // ImageSummary is one row of `images`.

@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
@@ -25,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/lease"
+	"github.com/berth-dev/berth/reference"
 	"github.com/berth-dev/berth/remotes"
 )
 

@@ -7,7 +7,6 @@ import (
 	"sort"
 	"sync/atomic"
 
-	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -20,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/reference"
 	"github.com/berth-dev/berth/remotes"
 )
 

@@ -9,11 +9,11 @@ import (
 	"path"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/reference"
 )
 
 // Save writes the named images to w as one archive that both `docker load`

@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/errdefs"
-	"github.com/distribution/reference"
+	"github.com/berth-dev/berth/reference"
 )
 
 // Args are the --filter key=value flags of a command: each key with its

@@ -13,12 +13,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/internal/fsutil"
+	"github.com/berth-dev/berth/reference"
 )
 
 // Record is what the store keeps about one image.

@@ -24,7 +24,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/distribution/reference"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -32,6 +31,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/reference"
 )
 
 // Options configure a Client.
