@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -54,20 +55,37 @@ func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir s
 
 func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir string) (string, []*network.Endpoint, error) {
 	mode := c.HostConfig.NetworkMode
+	tr := newRunTrace(c.ID)
 	netns, err := e.netnsFor(ctx, c)
 	if err != nil {
 		return "", nil, err
 	}
 	var eps []*network.Endpoint
 	if attachesNetwork(mode) {
-		nm, err := e.networkManager()
+		nm, err := e.tracedNetworkManager(tr)
 		if err != nil {
 			return "", nil, err
 		}
 		netns = filepath.Join(dir, "netns")
-		// The namespace is made while Attach plans; Attach waits for it
-		// before it opens it, and every way out waits for it too.
-		ready := startNetns(netns)
+		// A sandbox made ahead (a namespace with its veth) if the
+		// monitor has one ready; else the namespace is made while Attach
+		// plans, Attach waits for it before it opens it, and every way
+		// out waits for it too.
+		sb := network.TakeSandbox()
+		var ready func() error
+		if sb != nil {
+			if err := sb.Mount(netns); err != nil {
+				sb.Close()
+				sb = nil
+			}
+		}
+		if sb == nil {
+			ready = startNetns(netns)
+		} else {
+			defer sb.Close()
+			ready = func() error { return nil }
+		}
+		tr.mark("net: netns")
 		fail := func(err error) (string, []*network.Endpoint, error) {
 			if ready() == nil {
 				removeNetns(netns)
@@ -87,6 +105,7 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 			Ports:      ports,
 			DNS:        c.HostConfig.Dns,
 			NetnsReady: ready,
+			Sandbox:    sb,
 		})
 		if err != nil {
 			return fail(err)
@@ -105,6 +124,7 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 		e.teardownNetwork(ctx, c.ID)
 		return "", nil, err
 	}
+	tr.mark("net: files")
 	return netns, eps, nil
 }
 
@@ -113,10 +133,12 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 // started), so its namespace dies with the unmount, and the kernel deletes
 // its veths with it: Release does not wait for that (see network.Release).
 func (e *Engine) teardownNetwork(ctx context.Context, id string) {
-	if nm, err := e.networkManager(); err == nil {
+	tr := newRunTrace(id)
+	if nm, err := e.tracedNetworkManager(tr); err == nil {
 		nm.Release(ctx, id)
 	}
 	removeNetns(filepath.Join(e.runDir(id), "netns"))
+	tr.mark("net: netns unmounted")
 }
 
 // publishedPorts are the container's -p mappings and, with -P, its exposed
@@ -181,10 +203,7 @@ func networkSettings(c *container.Container, eps []*network.Endpoint, netns stri
 }
 
 // startNetns starts making a network namespace bind-mounted at path and
-// returns a function that waits for it (and may be called again). The
-// thread that unshares it is locked and never unlocked, so the Go runtime
-// retires it with its goroutine instead of reusing it in the new
-// namespace.
+// returns a function that waits for it (and may be called again).
 func startNetns(path string) (wait func() error) {
 	errc := make(chan error, 1)
 	go func() { errc <- newNetns(path) }()
@@ -196,6 +215,12 @@ func startNetns(path string) (wait func() error) {
 	})
 }
 
+// newNetns makes a network namespace bind-mounted at path, on a thread
+// locked to its goroutine that goes back to the process's namespace before
+// it is unlocked. A thread left in the namespace to end with its goroutine
+// would not always end: the Go runtime cannot end the main thread and parks
+// it for good instead, which kept a container's namespace, and its veth,
+// alive as long as the monitor.
 func newNetns(path string) error {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o444)
 	if err != nil {
@@ -205,14 +230,29 @@ func newNetns(path string) error {
 	errc := make(chan error, 1)
 	go func() {
 		goruntime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			goruntime.UnlockOSThread()
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			goruntime.UnlockOSThread()
 			errc <- os.NewSyscallError("unshare(CLONE_NEWNET)", err)
 			return
 		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		errc <- os.NewSyscallError("mount", unix.Mount(src, path, "", unix.MS_BIND, ""))
+		err = os.NewSyscallError("mount", unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, ""))
+		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
+			// The thread stays locked: it ends with the goroutine.
+			errc <- errors.Join(err, os.NewSyscallError("setns", serr))
+			return
+		}
+		goruntime.UnlockOSThread()
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
+		unix.Unmount(path, unix.MNT_DETACH)
 		os.Remove(path)
 		return err
 	}

@@ -20,6 +20,12 @@ import (
 // Its bridge and subnets are networkDefaults'. The resolver of user networks is this very program re-executed
 // as `berth network dns-serve DIR`.
 func (e *Engine) networkManager() (*network.Manager, error) {
+	return e.tracedNetworkManager(nil)
+}
+
+// tracedNetworkManager is networkManager with a trace of its Attach and
+// Release steps (see runTrace).
+func (e *Engine) tracedNetworkManager(tr *runTrace) (*network.Manager, error) {
 	d := e.networkDefaults()
 	opts := network.Options{
 		Root:          filepath.Join(e.root, "network"),
@@ -27,6 +33,9 @@ func (e *Engine) networkManager() (*network.Manager, error) {
 		DefaultSubnet: d.Subnet,
 		DefaultBridge: d.Bridge,
 		UserSubnets:   d.UserSubnets,
+	}
+	if tr != nil {
+		opts.Trace = tr.mark
 	}
 	if exe, err := os.Executable(); err == nil && filepath.Base(exe) == "berth" {
 		opts.DNSServer = []string{exe, "network", "dns-serve"}

@@ -46,6 +46,7 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 	if err != nil {
 		return nil, err
 	}
+	m.mark("net: lock, networks")
 	ref := req.Network
 	if ref == "" {
 		ref = DefaultNetwork
@@ -67,12 +68,14 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 	if err != nil {
 		return nil, err
 	}
+	m.mark("net: plan")
 	// The record is the allocation: written before the kernel changes, so
 	// that the address and ports are never given twice, even after a crash.
 	if err := m.writeEndpoint(ep); err != nil {
 		return nil, err
 	}
-	if err := m.setup(ctx, n, ep, req.NetnsReady); err != nil {
+	m.mark("net: record")
+	if err := m.setup(ctx, n, ep, req); err != nil {
 		if derr := m.detachLocked(ctx, n, ep, true); derr != nil {
 			err = fmt.Errorf("%w (and undoing it: %v)", err, derr)
 		}
@@ -134,10 +137,17 @@ func (m *Manager) plan(nets []*Network, n *Network, containerID, netnsPath strin
 	if err != nil {
 		return nil, err
 	}
+	veth := vethName(containerID, n.ID)
+	if req.Sandbox != nil {
+		if ifname != "eth0" {
+			return nil, errdefs.InvalidArgument("a sandbox is a container's first interface, eth0, not %s", ifname)
+		}
+		veth = req.Sandbox.hostVeth
+	}
 	ep := &Endpoint{
 		ContainerID: containerID, NetworkID: n.ID, NetworkName: n.Name, EndpointID: newID(),
 		Name: req.Name, Aliases: slices.Clone(req.Aliases), Interface: ifname,
-		HostVeth: vethName(containerID, n.ID), Netns: netnsPath,
+		HostVeth: veth, Netns: netnsPath,
 		IP: ip, PrefixLen: n.Subnet.Bits(), Gateway: n.Gateway, MAC: mac, Ports: ports, DNS: slices.Clone(req.DNS),
 	}
 	if n.DNS() && len(m.opts.DNSServer) > 0 {
@@ -152,6 +162,9 @@ func (m *Manager) plan(nets []*Network, n *Network, containerID, netnsPath strin
 // container, so that a taken port leaves nothing behind; Attach checks
 // again under the lock.
 func (m *Manager) CheckPorts(ctx context.Context, ports []PortMapping) error {
+	// A port without a host port gets a free one when the container
+	// starts: nothing to check now.
+	ports = slices.DeleteFunc(slices.Clone(ports), func(p PortMapping) bool { return p.HostPort == 0 })
 	if len(ports) == 0 {
 		return nil
 	}
@@ -299,17 +312,34 @@ var hostLinks = sync.OnceValue(func() *netlink.Handle {
 
 func netOwner(n *Network) string { return "net:" + n.ID[:12] }
 
-// setup makes the kernel match a planned endpoint; it calls ready, if not
-// nil, before it opens the endpoint's namespace.
-func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, ready func() error) error {
+// setup makes the kernel match a planned endpoint: with the request's
+// sandbox, it configures that; else it makes a veth into the namespace,
+// after calling the request's NetnsReady, if not nil.
+func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, req AttachRequest) error {
 	br, err := m.ensureBridge(n)
 	if err != nil {
 		return err
 	}
+	m.mark("net: bridge")
+	if req.Sandbox != nil {
+		if err := req.Sandbox.configure(n, ep, br); err != nil {
+			return fmt.Errorf("attach to network %s: %w", n.Name, err)
+		}
+		m.mark("net: sandbox")
+	} else if err := m.makeVeth(n, ep, br, req.NetnsReady); err != nil {
+		return err
+	}
+	return m.publish(ctx, n, ep)
+}
+
+// makeVeth makes the endpoint's veth pair, its end inside configured, in
+// the namespace at ep.Netns, once ready (if not nil) says it exists.
+func (m *Manager) makeVeth(n *Network, ep *Endpoint, br netlink.Link, ready func() error) error {
 	if ready != nil {
 		if err := ready(); err != nil {
 			return err
 		}
+		m.mark("net: netns ready")
 	}
 	ns, err := netns.GetFromPath(ep.Netns)
 	if err != nil {
@@ -339,9 +369,17 @@ func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, ready fun
 	if err != nil {
 		return fmt.Errorf("attach to network %s: create veth %s: %w", n.Name, ep.HostVeth, err)
 	}
+	m.mark("net: veth")
 	if err := configureInside(ns, n, ep); err != nil {
 		return fmt.Errorf("attach to network %s: %w", n.Name, err)
 	}
+	m.mark("net: inside")
+	return nil
+}
+
+// publish adds the endpoint's ports to the firewall and starts its
+// network's resolver, if it has one.
+func (m *Manager) publish(ctx context.Context, n *Network, ep *Endpoint) error {
 	if len(ep.Ports) > 0 {
 		var ports []nft.Port
 		for _, p := range ep.Ports {
@@ -350,6 +388,7 @@ func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, ready fun
 		if err := m.firewall().AddPorts(ep.owner(), ports); err != nil {
 			return fmt.Errorf("attach to network %s: %w", n.Name, err)
 		}
+		m.mark("net: ports")
 	}
 	if ep.DNSServer.IsValid() {
 		if err := m.ensureDNS(ctx, n); err != nil {
@@ -376,6 +415,13 @@ func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("find %s: %w", ep.Interface, err)
 	}
+	return addressInside(h, n, ep, link)
+}
+
+// addressInside gives the interface inside, through h (a handle in the
+// namespace), its address, sets it up and, for the first network with
+// outside access, adds the default route.
+func addressInside(h *netlink.Handle, n *Network, ep *Endpoint, link netlink.Link) error {
 	addr := &netlink.Addr{IPNet: &net.IPNet{IP: ep.IP.AsSlice(), Mask: net.CIDRMask(ep.PrefixLen, 32)}}
 	if err := h.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("add address %s: %w", ep.Prefix(), err)
@@ -389,7 +435,7 @@ func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
 	// RouteAdd is exclusive: a default route that a first network gave
 	// makes it fail with EEXIST, and that route stays (no dump of the
 	// routes first).
-	err = h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()})
+	err := h.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: ep.Gateway.AsSlice()})
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add default route via %s: %w", ep.Gateway, err)
 	}
@@ -644,16 +690,19 @@ func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, de
 			return fmt.Errorf("detach from %s: veth %s: %w", n.Name, ep.HostVeth, err)
 		}
 	}
+	m.mark("net: release veth")
 	// Only the publish chain holds a container's rules, and only if it
 	// published ports; a record that could not be read says nothing.
 	if len(ep.Ports) > 0 || ep.partial {
 		if err := m.firewall().DeletePorts(ep.owner()); err != nil {
 			return fmt.Errorf("detach from %s: %w", n.Name, err)
 		}
+		m.mark("net: release ports")
 	}
 	if err := os.Remove(m.endpointFile(n.ID, ep.ContainerID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("detach from %s: %w", n.Name, err)
 	}
+	m.mark("net: release record")
 	if !n.DNS() {
 		return nil
 	}

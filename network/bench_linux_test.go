@@ -54,8 +54,8 @@ func BenchmarkAttachRelease(b *testing.B) {
 }
 
 // newTestNetns makes a network namespace bind-mounted at path, as the
-// engine does: the thread that unshares it is never unlocked, so it dies
-// instead of running other goroutines in the namespace.
+// engine does: the thread that unshares it goes back to the process's
+// namespace before it is unlocked.
 func newTestNetns(path string) error {
 	if err := os.WriteFile(path, nil, 0o444); err != nil {
 		return err
@@ -63,11 +63,23 @@ func newTestNetns(path string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			errc <- err
 			return
 		}
-		errc <- unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), path, "", unix.MS_BIND, "")
+		err = unix.Mount("/proc/thread-self/ns/net", path, "", unix.MS_BIND, "")
+		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
+			errc <- fmt.Errorf("setns back: %w", serr) // the thread stays locked and ends
+			return
+		}
+		runtime.UnlockOSThread()
+		errc <- err
 	}()
 	return <-errc
 }

@@ -42,6 +42,11 @@ type AttachRequest struct {
 	// making the namespace while Attach takes the lock, reads the records
 	// and writes the allocation (each about half a millisecond).
 	NetnsReady func() error
+	// Sandbox, if not nil, is the namespace at the netns path, made ahead
+	// with its veth (NewSandbox, SandboxPool): Attach configures it
+	// instead of making a veth. It must be the container's first
+	// interface. The caller closes it after Attach.
+	Sandbox *Sandbox
 }
 
 // Endpoint is one container's attachment to one network: its record is

@@ -73,6 +73,9 @@ type Options struct {
 	// UserSubnets is the pool that user networks without --subnet are
 	// given a /24 from (default 10.89.0.0/16).
 	UserSubnets string
+	// Trace, if not nil, is called after each step of Attach and Release
+	// with the step's name (the engine's BERTH_TRACE).
+	Trace func(step string)
 }
 
 // Network is a network's configuration, as stored.
@@ -101,6 +104,13 @@ func (n *Network) DNS() bool { return n.Driver == DriverBridge && n.Name != Defa
 // Manager manages the networks under one data root.
 type Manager struct {
 	opts Options
+}
+
+// mark reports a step to the trace, if there is one.
+func (m *Manager) mark(step string) {
+	if m.opts.Trace != nil {
+		m.opts.Trace(step)
+	}
 }
 
 // New returns a manager over opts. It touches nothing on disk until used.

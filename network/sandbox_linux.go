@@ -1,0 +1,287 @@
+package network
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// A Sandbox is a network namespace made ahead of the container that will
+// use it: lo up, and a veth pair whose end inside is eth0 (down, no
+// address) and whose host end (down, on no bridge) has a random name. With
+// a sandbox, Attach makes nothing: it puts the host end on the bridge and
+// addresses the inside, through a netlink socket opened in the namespace
+// when it was made (no thread enters the namespace on the start's path).
+//
+// A sandbox is held by its file descriptor alone until Mount binds it to a
+// file: a sandbox never mounted dies with its process, its veth pair with
+// it (the kernel deletes a veth pair with either end's namespace), however
+// the process ends. Nothing of an unused sandbox can leak.
+type Sandbox struct {
+	ns        netns.NsHandle
+	inside    *netlink.Handle // route netlink, in the namespace
+	hostVeth  string
+	hostIndex int
+	peerIndex int
+	mounted   string
+}
+
+// NewSandbox makes a sandbox.
+func NewSandbox() (*Sandbox, error) {
+	s, err := newSandboxNetns()
+	if err != nil {
+		return nil, err
+	}
+	var b [7]byte
+	rand.Read(b[:])
+	s.hostVeth = "vb" + hex.EncodeToString(b[:])[:13]
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: s.hostVeth},
+		PeerName:      "eth0",
+		PeerNamespace: netlink.NsFd(s.ns),
+	}
+	h := hostLinks()
+	if err := h.LinkAdd(veth); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sandbox: create veth %s: %w", s.hostVeth, err)
+	}
+	l, err := h.LinkByName(s.hostVeth)
+	if err != nil {
+		s.Close() // the pair goes with the namespace
+		return nil, fmt.Errorf("sandbox: veth %s: %w", s.hostVeth, err)
+	}
+	s.hostIndex, s.peerIndex = l.Attrs().Index, l.Attrs().ParentIndex
+	if s.peerIndex == 0 {
+		s.Close()
+		return nil, errors.New("sandbox: the kernel did not say which link is the veth's peer")
+	}
+	return s, nil
+}
+
+// newSandboxNetns makes the namespace and its netlink handle, and sets lo
+// up, on a thread locked to the goroutine, which goes back to the
+// process's namespace before it is unlocked. (A thread left in the
+// namespace to die with its goroutine would not always die: the Go
+// runtime cannot end the main thread, and parks it for good instead,
+// namespace and all.)
+func newSandboxNetns() (*Sandbox, error) {
+	type result struct {
+		s   *Sandbox
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			c <- result{err: fmt.Errorf("sandbox: open the process's namespace: %w", err)}
+			return
+		}
+		defer orig.Close()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			c <- result{err: fmt.Errorf("sandbox: %w", os.NewSyscallError("unshare(CLONE_NEWNET)", err))}
+			return
+		}
+		s, err := openSandbox()
+		if serr := netns.Set(orig); serr != nil {
+			// The thread stays locked: it ends with the goroutine.
+			if s != nil {
+				s.Close()
+			}
+			c <- result{err: fmt.Errorf("sandbox: back to the process's namespace: %w", serr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		c <- result{s: s, err: err}
+	}()
+	r := <-c
+	return r.s, r.err
+}
+
+// openSandbox opens the current thread's namespace, a netlink handle in it,
+// and sets lo up.
+func openSandbox() (*Sandbox, error) {
+	ns, err := netns.Get()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: open namespace: %w", err)
+	}
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE) // its socket is the namespace's
+	if err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("sandbox: netlink: %w", err)
+	}
+	// lo is the first interface of every network namespace.
+	if err := h.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: 1, Name: "lo"}}); err != nil {
+		h.Close()
+		ns.Close()
+		return nil, fmt.Errorf("sandbox: set lo up: %w", err)
+	}
+	return &Sandbox{ns: ns, inside: h}, nil
+}
+
+// HostVeth is the name of the sandbox's host end.
+func (s *Sandbox) HostVeth() string { return s.hostVeth }
+
+// Mount binds the sandbox's namespace to path (created if missing), so
+// that it outlives the process: a runtime joins it there, and the records
+// name it.
+func (s *Sandbox) Mount(path string) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDONLY|unix.O_CLOEXEC, 0o444)
+	if err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+	f.Close()
+	src := fmt.Sprintf("/proc/self/fd/%d", int(s.ns))
+	if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+		os.Remove(path)
+		return fmt.Errorf("sandbox: %w", os.NewSyscallError("mount", err))
+	}
+	s.mounted = path
+	return nil
+}
+
+// Close closes the sandbox's descriptors: an unmounted sandbox dies, a
+// mounted one lives on in its file. Idempotent.
+func (s *Sandbox) Close() {
+	if s.inside != nil {
+		s.inside.Close()
+		s.inside = nil
+	}
+	if s.ns.IsOpen() {
+		s.ns.Close()
+	}
+}
+
+// configure puts the host end on the bridge, up, and gives the inside its
+// MAC, MTU, address and default route, as setup does for a veth it makes.
+func (s *Sandbox) configure(n *Network, ep *Endpoint, br netlink.Link) error {
+	if s.inside == nil {
+		return errors.New("sandbox already closed")
+	}
+	h := hostLinks()
+	host := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.hostIndex, Name: s.hostVeth}}
+	mtu := br.Attrs().MTU
+	if mtu > 0 && mtu != 1500 {
+		if err := h.LinkSetMTU(host, mtu); err != nil {
+			return fmt.Errorf("veth %s: set MTU: %w", s.hostVeth, err)
+		}
+	}
+	if err := h.LinkSetMasterByIndex(host, br.Attrs().Index); err != nil {
+		return fmt.Errorf("veth %s: put on bridge %s: %w", s.hostVeth, n.Bridge, err)
+	}
+	if err := h.LinkSetUp(host); err != nil {
+		return fmt.Errorf("veth %s: set up: %w", s.hostVeth, err)
+	}
+	in := s.inside
+	eth := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.peerIndex, Name: ep.Interface}}
+	if mtu > 0 && mtu != 1500 {
+		if err := in.LinkSetMTU(eth, mtu); err != nil {
+			return fmt.Errorf("set %s MTU: %w", ep.Interface, err)
+		}
+	}
+	mac, err := net.ParseMAC(ep.MAC)
+	if err != nil {
+		return fmt.Errorf("MAC %q: %w", ep.MAC, err)
+	}
+	if err := in.LinkSetHardwareAddr(eth, mac); err != nil {
+		return fmt.Errorf("set %s MAC: %w", ep.Interface, err)
+	}
+	return addressInside(in, n, ep, eth)
+}
+
+// SandboxPool keeps sandboxes ready for the starts to come. Its sandboxes
+// are the process's own (see Sandbox): when the process exits, however it
+// exits, the kernel deletes them.
+type SandboxPool struct {
+	size int
+
+	mu      sync.Mutex
+	ready   []*Sandbox
+	filling bool
+}
+
+// NewSandboxPool returns a pool that keeps up to size sandboxes ready. It
+// makes none until first asked.
+func NewSandboxPool(size int) *SandboxPool {
+	return &SandboxPool{size: max(size, 1)}
+}
+
+// processSandboxes is the process's pool, of one sandbox: a start takes
+// it and the next is made in the background. Like hostLinks and the nft
+// package's connection, it holds kernel objects that are the process's
+// own and die with it.
+var processSandboxes = sync.OnceValue(func() *SandboxPool { return NewSandboxPool(1) })
+
+// TakeSandbox takes a sandbox from the process's pool (see SandboxPool.Take).
+func TakeSandbox() *Sandbox { return processSandboxes().Take() }
+
+// Take returns a ready sandbox, or nil if none is, and starts making the
+// next ones in the background.
+func (p *SandboxPool) Take() *Sandbox {
+	p.mu.Lock()
+	var s *Sandbox
+	if n := len(p.ready); n > 0 {
+		s, p.ready = p.ready[n-1], p.ready[:n-1]
+	}
+	p.mu.Unlock()
+	p.fill()
+	return s
+}
+
+// Close closes the sandboxes ready now (they die: they were never
+// mounted). A fill under way may still add one.
+func (p *SandboxPool) Close() {
+	p.mu.Lock()
+	ready := p.ready
+	p.ready = nil
+	p.mu.Unlock()
+	for _, s := range ready {
+		s.Close()
+	}
+}
+
+// fill makes sandboxes until the pool is full, in one goroutine at a time.
+// A failure stops it until the next Take.
+func (p *SandboxPool) fill() {
+	p.mu.Lock()
+	if p.filling || len(p.ready) >= p.size {
+		p.mu.Unlock()
+		return
+	}
+	p.filling = true
+	p.mu.Unlock()
+	go func() {
+		for {
+			s, err := NewSandbox()
+			p.mu.Lock()
+			if err != nil || len(p.ready) >= p.size {
+				p.filling = false
+				p.mu.Unlock()
+				if s != nil {
+					s.Close()
+				}
+				return
+			}
+			p.ready = append(p.ready, s)
+			full := len(p.ready) >= p.size
+			if full {
+				p.filling = false
+			}
+			p.mu.Unlock()
+			if full {
+				return
+			}
+		}
+	}()
+}
