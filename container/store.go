@@ -103,19 +103,20 @@ func (s *Store) releaseName(name, id string) {
 	}
 }
 
-// write replaces the record. A new record is durable; so are its changes,
-// except an --rm container's: one that is not meant to outlive its process
-// need not have its state survive a crash of the machine either (its
-// record's last durable state then says running, and the next command
-// reconciles it as exited).
-func (s *Store) write(c *Container, created bool) error {
+// write replaces the record, synced to disk when durable. A new record is
+// durable, and so are changes of what the container is (its name, its
+// networks); changes of its state (running, exited, paused, restarting)
+// are not: no crash of the machine leaves them true anyway, and the next
+// command reconciles a record that says running with the processes that
+// are (none). Either way a reader sees the old record or the new.
+func (s *Store) write(c *Container, durable bool) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("write container %s: %w", c.ID, err)
 	}
-	write := fsutil.WriteFileAtomic
-	if !created && c.HostConfig.AutoRemove {
-		write = fsutil.WriteFileVolatile
+	write := fsutil.WriteFileVolatile
+	if durable {
+		write = fsutil.WriteFileAtomic
 	}
 	if err := write(filepath.Join(s.Dir(c.ID), "container.json"), b, 0o600); err != nil {
 		return fmt.Errorf("write container %s: %w", c.ID, err)
@@ -226,9 +227,19 @@ func (s *Store) List(ctx context.Context) ([]*Container, error) {
 }
 
 // Update runs fn on the current record under the container's lock and
-// writes what it leaves. fn must be quick and never wait on a user or a
-// process. An error from fn writes nothing.
+// writes what it leaves, durably. fn must be quick and never wait on a user
+// or a process. An error from fn writes nothing.
 func (s *Store) Update(ctx context.Context, id string, fn func(c *Container) error) (*Container, error) {
+	return s.update(ctx, id, true, fn)
+}
+
+// UpdateState is Update for changes of the container's state alone, which
+// need not survive a crash of the machine (see write).
+func (s *Store) UpdateState(ctx context.Context, id string, fn func(c *Container) error) (*Container, error) {
+	return s.update(ctx, id, false, fn)
+}
+
+func (s *Store) update(ctx context.Context, id string, durable bool, fn func(c *Container) error) (*Container, error) {
 	l, err := s.lock(id)
 	if err != nil {
 		return nil, err
@@ -241,7 +252,9 @@ func (s *Store) Update(ctx context.Context, id string, fn func(c *Container) err
 	if err := fn(c); err != nil {
 		return nil, err
 	}
-	if err := s.write(c, false); err != nil {
+	// An --rm container is not meant to outlive its process: none of its
+	// changes need survive a crash of the machine.
+	if err := s.write(c, durable && !c.HostConfig.AutoRemove); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -247,7 +247,7 @@ func (e *Engine) reconcile(ctx context.Context, c *container.Container) *contain
 	if !c.State.Running || procfs.Alive(c.State.Pid, c.Berth.PidStart) || e.watched(c) {
 		return c
 	}
-	updated, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+	updated, err := e.containers.UpdateState(ctx, c.ID, func(c *container.Container) error {
 		if !c.State.Running || procfs.Alive(c.State.Pid, c.Berth.PidStart) {
 			return errNoChange
 		}
@@ -373,7 +373,7 @@ func (e *Engine) RemoveContainer(ctx context.Context, ref string, opts RemoveOpt
 // "removing" status: the first one to set it does the work, the second
 // finds it done.
 func (e *Engine) removeStopped(ctx context.Context, id string, withVolumes bool) error {
-	c, err := e.containers.Update(ctx, id, func(c *container.Container) error {
+	c, err := e.containers.UpdateState(ctx, id, func(c *container.Container) error {
 		if c.State.Status == container.StatusRemoving {
 			return errdefs.Conflict("removal of container %s is already in progress", c.ID[:12])
 		}

@@ -185,7 +185,7 @@ func (e *Engine) StopContainer(ctx context.Context, ref string, timeout *int, si
 }
 
 func (e *Engine) markStopped(ctx context.Context, id string) error {
-	_, err := e.containers.Update(ctx, id, func(c *container.Container) error {
+	_, err := e.containers.UpdateState(ctx, id, func(c *container.Container) error {
 		c.Berth.StopRequested = true
 		return nil
 	})
@@ -305,7 +305,7 @@ func (e *Engine) PauseContainer(ctx context.Context, ref string, pause bool) err
 	if err != nil {
 		return err
 	}
-	_, err = e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+	_, err = e.containers.UpdateState(ctx, c.ID, func(c *container.Container) error {
 		if !c.State.Running {
 			return nil
 		}

@@ -450,7 +450,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	exited := m.reaper.Watch(pid)
 	start, _ := procfs.StartTime(pid)
 	settings := c.NetworkSettings
-	if _, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+	if _, err := e.containers.UpdateState(ctx, c.ID, func(c *container.Container) error {
 		c.State.SetRunning(pid, time.Now().UTC())
 		c.NetworkSettings = settings
 		c.Berth.PidStart = start
@@ -568,7 +568,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 
 	if restart {
 		delay := 100 * time.Millisecond << min(c.RestartCount, 8)
-		e.containers.Update(ctx, s.id, func(c *container.Container) error {
+		e.containers.UpdateState(ctx, s.id, func(c *container.Container) error {
 			c.RestartCount++
 			c.State.Restarting = true
 			c.State.Status = container.StatusRestarting
@@ -598,7 +598,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 // also marked as being removed (see removeStopped), which the caller then
 // carries out: claimed says so.
 func (m *monitorServer) recordExit(ctx context.Context, id string, code int, oom, claim bool) (c *container.Container, claimed bool) {
-	c, err := m.e.containers.Update(ctx, id, func(c *container.Container) error {
+	c, err := m.e.containers.UpdateState(ctx, id, func(c *container.Container) error {
 		removing := c.State.Status == container.StatusRemoving
 		c.State.SetExited(code, oom, time.Now().UTC())
 		claimed = claim && c.HostConfig.AutoRemove && !removing
