@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -67,7 +68,11 @@ func Main(ctx context.Context, args []string, s Streams) int {
 		return runtimecli.Main(args[i+1:])
 	}
 	a := &app{Streams: s}
-	root := newRoot(a)
+	name := ""
+	if i := subcommandIndex(args); i >= 0 {
+		name = args[i]
+	}
+	root := newRoot(a, name)
 	root.SetArgs(args)
 	root.SetIn(s.In)
 	root.SetOut(s.Out)
@@ -113,7 +118,9 @@ func oneLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
 }
 
-func newRoot(a *app) *cobra.Command {
+// newRoot makes the root command; only, if not empty, is the command the
+// command line names.
+func newRoot(a *app, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "berth [OPTIONS] COMMAND",
 		Short:         "A container engine: build, ship and run containers, daemonless",
@@ -143,22 +150,57 @@ func newRoot(a *app) *cobra.Command {
 	pf.StringVar(&a.logLevel, "log-level", "warn", `Log level ("debug", "info", "warn", "error")`)
 	pf.StringVar(&a.storageDriver, "storage-driver", os.Getenv("BERTH_STORAGE_DRIVER"), `Storage driver ("overlay", "native"; default: overlay when the kernel supports it)`)
 
-	root.AddCommand(
-		newVersionCmd(a), newInfoCmd(a),
-		newImagesCmd(a, "images"), newImageCmd(a), newTagCmd(a, "tag"), newRmiCmd(a, "rmi"),
-		newHistoryCmd(a, "history"), newImportCmd(a, "import"), newSaveCmd(a, "save"),
-		newLoadCmd(a, "load"), newInspectCmd(a),
-		newSystemCmd(a),
-		newRunCmd(a), newCreateCmd(a, "create"), newStartCmd(a), newStopCmd(a), newRestartCmd(a),
-		newKillCmd(a), newRmCmd(a, "rm"), newWaitCmd(a), newLogsCmd(a), newPsCmd(a, "ps"),
-		newRenameCmd(a), newPauseCmd(a, true), newPauseCmd(a, false), newAttachCmd(a),
-		newExecCmd(a), newTopCmd(a), newStatsCmd(a), newCpCmd(a), newExportCmd(a), newDiffCmd(a), newCommitCmd(a),
-		newContainerCmd(a), newVolumeCmd(a), newMonitorCmd(a),
-		newRegistryCmd(a), newNetworkCmd(a), newPortCmd(a), newRuntimeCmd(a),
-		newPullCmd(a), newPushCmd(a), newLoginCmd(a), newLogoutCmd(a), newManifestCmd(a),
-		newBuildCmd(a), newBuilderCmd(a),
-	)
+	// Making a command registers its flags, which is most of what
+	// building the whole tree costs (about 1 ms of every invocation): a
+	// command line that names one command gets that one alone.
+	var all []*cobra.Command
+	for _, c := range commands() {
+		if slices.Contains(c.names, only) {
+			root.AddCommand(c.make(a))
+			return root
+		}
+		all = append(all, c.make(a))
+	}
+	root.AddCommand(all...)
 	return root
+}
+
+// command is a top-level command: the names it answers to (its own and its
+// aliases) and how to make it.
+type command struct {
+	names []string
+	make  func(*app) *cobra.Command
+}
+
+// commands lists every top-level command (TestCommandNames checks the
+// names against what each one makes).
+func commands() []command {
+	named := func(name string, f func(*app, string) *cobra.Command) command {
+		return command{[]string{name}, func(a *app) *cobra.Command { return f(a, name) }}
+	}
+	one := func(name string, f func(*app) *cobra.Command) command {
+		return command{[]string{name}, f}
+	}
+	return []command{
+		one("version", newVersionCmd), one("info", newInfoCmd),
+		named("images", newImagesCmd), one("image", newImageCmd), named("tag", newTagCmd), named("rmi", newRmiCmd),
+		named("history", newHistoryCmd), named("import", newImportCmd), named("save", newSaveCmd),
+		named("load", newLoadCmd), one("inspect", newInspectCmd),
+		one("system", newSystemCmd),
+		one("run", newRunCmd), named("create", newCreateCmd), one("start", newStartCmd), one("stop", newStopCmd),
+		one("restart", newRestartCmd), one("kill", newKillCmd), {[]string{"rm", "remove"}, func(a *app) *cobra.Command { return newRmCmd(a, "rm") }}, one("wait", newWaitCmd),
+		one("logs", newLogsCmd), named("ps", newPsCmd), one("rename", newRenameCmd),
+		{[]string{"pause"}, func(a *app) *cobra.Command { return newPauseCmd(a, true) }},
+		{[]string{"unpause"}, func(a *app) *cobra.Command { return newPauseCmd(a, false) }},
+		one("attach", newAttachCmd), one("exec", newExecCmd), one("top", newTopCmd), one("stats", newStatsCmd),
+		one("cp", newCpCmd), one("export", newExportCmd), one("diff", newDiffCmd), one("commit", newCommitCmd),
+		one("container", newContainerCmd), one("volume", newVolumeCmd), one("_monitor", newMonitorCmd),
+		one("registry", newRegistryCmd), one("network", newNetworkCmd), one("port", newPortCmd),
+		one("runtime", newRuntimeCmd),
+		one("pull", newPullCmd), one("push", newPushCmd), one("login", newLoginCmd), one("logout", newLogoutCmd),
+		one("manifest", newManifestCmd),
+		one("build", newBuildCmd), one("builder", newBuilderCmd),
+	}
 }
 
 // noArgs, exactArgs and minArgs word argument errors as docker does.
