@@ -24,7 +24,8 @@ mkdir -p _out/bench
 # side and says why berth's is missing.
 berth=$root/_out/bench/berth
 rm -f "$berth"
-if ! go build -o "$berth" ./cmd/berth; then
+# Built as make builds it: static, without cgo.
+if ! CGO_ENABLED=0 go build -o "$berth" ./cmd/berth; then
 	echo "run.sh: berth did not build; its side of every row will be n/a" >&2
 fi
 go build -o _out/bench/berthbench ./bench/cmd/berthbench

@@ -18,7 +18,7 @@ BERTH=${BERTH_RUNTIME:-$WORK/berth-runtime}
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 2; }
 mkdir -p "$WORK"
 if [ -z "${BERTH_RUNTIME:-}" ]; then
-  (cd "$REPO" && go build -o "$BERTH" ./cmd/berth-runtime)
+  (cd "$REPO" && CGO_ENABLED=0 go build -o "$BERTH" ./cmd/berth-runtime)
 fi
 
 # crun refuses a hybrid host while hugetlb sits on the cgroup2 mount.

@@ -49,6 +49,7 @@ func BerthBin(t testing.TB) string {
 		bin := filepath.Join(dir, "berth")
 		cmd := exec.Command("go", "build", "-o", bin, "./cmd/berth")
 		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make builds it
 		if out, err := cmd.CombinedOutput(); err != nil {
 			berthBin.err = fmt.Errorf("go build ./cmd/berth: %w\n%s", err, out)
 			return

@@ -16,7 +16,7 @@ CONF_WORK=${CONF_WORK:-/tmp/conf/runtime-tools}
 export CONF_WORK TEST_TIMEOUT=${TEST_TIMEOUT:-60}
 
 [ "$(id -u)" = 0 ] || { echo "needs root" >&2; exit 2; }
-(cd "$REPO" && go build -o bin/berth-runtime ./cmd/berth-runtime)
+(cd "$REPO" && CGO_ENABLED=0 go build -o bin/berth-runtime ./cmd/berth-runtime)
 # crun refuses a hybrid host while hugetlb sits on the cgroup2 mount.
 if [ -d /sys/fs/cgroup/unified ] && ! mountpoint -q /sys/fs/cgroup/hugetlb 2>/dev/null; then
   mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
