@@ -67,24 +67,28 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 			return "", nil, err
 		}
 		netns = filepath.Join(dir, "netns")
+		req := network.AttachRequest{
+			Network: networkName(mode),
+			Name:    c.DisplayName(),
+			Aliases: c.Berth.Aliases,
+			IP:      c.Berth.IP,
+			MAC:     c.Berth.MAC,
+			DNS:     c.HostConfig.Dns,
+		}
 		// A sandbox made ahead (a namespace with its veth) if the
-		// monitor has one ready; else the namespace is made while Attach
-		// plans, Attach waits for it before it opens it, and every way
-		// out waits for it too.
-		sb := network.TakeSandbox()
+		// monitor has one ready, mounted while Attach works; else the
+		// namespace is made while Attach plans. Attach waits for either
+		// before it is done or opens the namespace, and every way out
+		// waits for it too.
 		var ready func() error
-		if sb != nil {
-			if err := sb.Mount(netns); err != nil {
-				sb.Close()
-				sb = nil
-			}
-		}
-		if sb == nil {
-			ready = startNetns(netns)
-		} else {
+		if sb := network.TakeSandbox(); sb != nil {
 			defer sb.Close()
-			ready = func() error { return nil }
+			ready = startMount(func() error { return sb.Mount(netns) })
+			req.Sandbox = sb
+		} else {
+			ready = startMount(func() error { return newNetns(netns) })
 		}
+		req.NetnsReady = ready
 		tr.mark("net: netns")
 		fail := func(err error) (string, []*network.Endpoint, error) {
 			if ready() == nil {
@@ -96,17 +100,8 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 		if err != nil {
 			return fail(err)
 		}
-		ep, err := nm.Attach(ctx, c.ID, netns, network.AttachRequest{
-			Network:    networkName(mode),
-			Name:       c.DisplayName(),
-			Aliases:    c.Berth.Aliases,
-			IP:         c.Berth.IP,
-			MAC:        c.Berth.MAC,
-			Ports:      ports,
-			DNS:        c.HostConfig.Dns,
-			NetnsReady: ready,
-			Sandbox:    sb,
-		})
+		req.Ports = ports
+		ep, err := nm.Attach(ctx, c.ID, netns, req)
 		if err != nil {
 			return fail(err)
 		}
@@ -134,10 +129,13 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 // its veths with it: Release does not wait for that (see network.Release).
 func (e *Engine) teardownNetwork(ctx context.Context, id string) {
 	tr := newRunTrace(id)
+	// The namespace's unmount waits for nothing Release does.
+	var wg sync.WaitGroup
+	wg.Go(func() { removeNetns(filepath.Join(e.runDir(id), "netns")) })
 	if nm, err := e.tracedNetworkManager(tr); err == nil {
 		nm.Release(ctx, id)
 	}
-	removeNetns(filepath.Join(e.runDir(id), "netns"))
+	wg.Wait()
 	tr.mark("net: netns unmounted")
 }
 
@@ -202,11 +200,11 @@ func networkSettings(c *container.Container, eps []*network.Endpoint, netns stri
 	return ns
 }
 
-// startNetns starts making a network namespace bind-mounted at path and
-// returns a function that waits for it (and may be called again).
-func startNetns(path string) (wait func() error) {
+// startMount starts mount, which makes a network namespace bind-mounted,
+// and returns a function that waits for it (and may be called again).
+func startMount(mount func() error) (wait func() error) {
 	errc := make(chan error, 1)
-	go func() { errc <- newNetns(path) }()
+	go func() { errc <- mount() }()
 	return sync.OnceValue(func() error {
 		if err := <-errc; err != nil {
 			return fmt.Errorf("network namespace: %w", err)

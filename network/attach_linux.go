@@ -64,18 +64,26 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 	if _, err := os.Stat(m.endpointFile(n.ID, containerID)); err == nil {
 		return nil, errdefs.AlreadyExists("container %s is already attached to network %s", shortID(containerID), n.Name)
 	}
+	// The bridge is looked up while the records are read and written.
+	brc := make(chan netlink.Link, 1)
+	go func() {
+		br, _ := hostLinks().LinkByName(n.Bridge)
+		brc <- br
+	}()
 	ep, err := m.plan(nets, n, containerID, netnsPath, req)
 	if err != nil {
+		<-brc
 		return nil, err
 	}
 	m.mark("net: plan")
 	// The record is the allocation: written before the kernel changes, so
 	// that the address and ports are never given twice, even after a crash.
 	if err := m.writeEndpoint(ep); err != nil {
+		<-brc
 		return nil, err
 	}
 	m.mark("net: record")
-	if err := m.setup(ctx, n, ep, req); err != nil {
+	if err := m.setup(ctx, n, ep, req, <-brc); err != nil {
 		if derr := m.detachLocked(ctx, n, ep, true); derr != nil {
 			err = fmt.Errorf("%w (and undoing it: %v)", err, derr)
 		}
@@ -313,23 +321,36 @@ var hostLinks = sync.OnceValue(func() *netlink.Handle {
 func netOwner(n *Network) string { return "net:" + n.ID[:12] }
 
 // setup makes the kernel match a planned endpoint: with the request's
-// sandbox, it configures that; else it makes a veth into the namespace,
-// after calling the request's NetnsReady, if not nil.
-func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, req AttachRequest) error {
-	br, err := m.ensureBridge(n)
+// sandbox, it configures that while it publishes the ports (the firewall
+// and the links are separate sockets and locks of the kernel) and then
+// waits for the request's NetnsReady; else it makes a veth into the
+// namespace, after NetnsReady, and then publishes the ports. found is
+// the network's bridge if a lookup found it.
+func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, req AttachRequest, found netlink.Link) error {
+	br, err := m.ensureBridge(n, found)
 	if err != nil {
 		return err
 	}
 	m.mark("net: bridge")
-	if req.Sandbox != nil {
-		if err := req.Sandbox.configure(n, ep, br); err != nil {
-			return fmt.Errorf("attach to network %s: %w", n.Name, err)
+	if req.Sandbox == nil {
+		if err := m.makeVeth(n, ep, br, req.NetnsReady); err != nil {
+			return err
 		}
-		m.mark("net: sandbox")
-	} else if err := m.makeVeth(n, ep, br, req.NetnsReady); err != nil {
-		return err
+		return m.publish(ctx, n, ep)
 	}
-	return m.publish(ctx, n, ep)
+	pubc := make(chan error, 1)
+	go func() { pubc <- m.publish(ctx, n, ep) }()
+	err = req.Sandbox.configure(n, ep, br)
+	if err != nil {
+		err = fmt.Errorf("attach to network %s: %w", n.Name, err)
+	}
+	m.mark("net: sandbox")
+	err = errors.Join(err, <-pubc)
+	if err == nil && req.NetnsReady != nil {
+		err = req.NetnsReady()
+	}
+	m.mark("net: ports, netns ready")
+	return err
 }
 
 // makeVeth makes the endpoint's veth pair, its end inside configured, in
@@ -447,8 +468,12 @@ func addressInside(h *netlink.Handle, n *Network, ep *Endpoint, link netlink.Lin
 // (the default network's for good, as docker0 does; a user network's until
 // `network rm`): deleting a bridge waits for RCU grace periods, ~35 ms, and
 // making one again for the next container ~10 ms more.
-func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
-	if br, err := hostLinks().LinkByName(n.Bridge); err == nil {
+func (m *Manager) ensureBridge(n *Network, found netlink.Link) (netlink.Link, error) {
+	br := found
+	if br == nil || br.Attrs().Name != n.Bridge {
+		br, _ = hostLinks().LinkByName(n.Bridge)
+	}
+	if br != nil {
 		if a := m.bridgeAlias(n); br.Attrs().Alias != a {
 			return br, m.adoptBridge(n, br, a)
 		}
@@ -472,7 +497,7 @@ func (m *Manager) ensureBridge(n *Network) (netlink.Link, error) {
 	m.sweepOrphans()
 	// The alias names the network's file, so that a bridge whose data
 	// root is gone can be found and deleted (sweepOrphans).
-	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, HardwareAddr: randomMAC()}}
+	br = &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: n.Bridge, HardwareAddr: randomMAC()}}
 	if err := netlink.LinkAdd(br); err != nil {
 		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
 	}
@@ -679,26 +704,42 @@ func (m *Manager) detach(ctx context.Context, containerID, onlyNet string, delVe
 // detachLocked undoes an endpoint, whatever part of it exists: with
 // delVeth, its veth is deleted, else only taken off the bridge (Release).
 func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, delVeth bool) error {
-	h := hostLinks()
-	if link, err := h.LinkByName(ep.HostVeth); err == nil {
+	// The veth goes (or leaves the bridge) while the rules and the record
+	// go: the links and the firewall are separate sockets and locks of
+	// the kernel.
+	vethc := make(chan error, 1)
+	go func() {
+		h := hostLinks()
+		link, err := h.LinkByName(ep.HostVeth)
+		if err != nil {
+			vethc <- nil
+			return
+		}
 		if delVeth {
 			err = h.LinkDel(link)
 		} else {
 			err = h.LinkSetNoMaster(link)
 		}
 		if err != nil && !errors.Is(err, unix.ENODEV) {
-			return fmt.Errorf("detach from %s: veth %s: %w", n.Name, ep.HostVeth, err)
+			err = fmt.Errorf("detach from %s: veth %s: %w", n.Name, ep.HostVeth, err)
+		} else {
+			err = nil
 		}
-	}
-	m.mark("net: release veth")
+		vethc <- err
+	}()
 	// Only the publish chain holds a container's rules, and only if it
 	// published ports; a record that could not be read says nothing.
 	if len(ep.Ports) > 0 || ep.partial {
 		if err := m.firewall().DeletePorts(ep.owner()); err != nil {
+			<-vethc
 			return fmt.Errorf("detach from %s: %w", n.Name, err)
 		}
 		m.mark("net: release ports")
 	}
+	if err := <-vethc; err != nil {
+		return err
+	}
+	m.mark("net: release veth")
 	if err := os.Remove(m.endpointFile(n.ID, ep.ContainerID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("detach from %s: %w", n.Name, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -204,30 +205,38 @@ func (s *Sandbox) configure(n *Network, ep *Endpoint, br netlink.Link) error {
 // are the process's own (see Sandbox): when the process exits, however it
 // exits, the kernel deletes them.
 type SandboxPool struct {
-	size int
+	size  int
+	delay time.Duration
 
 	mu      sync.Mutex
 	ready   []*Sandbox
-	filling bool
+	filling bool // a fill is scheduled or under way
 }
 
 // NewSandboxPool returns a pool that keeps up to size sandboxes ready. It
 // makes none until first asked.
-func NewSandboxPool(size int) *SandboxPool {
-	return &SandboxPool{size: max(size, 1)}
+func NewSandboxPool(size int, delay time.Duration) *SandboxPool {
+	return &SandboxPool{size: max(size, 1), delay: delay}
 }
 
 // processSandboxes is the process's pool, of one sandbox: a start takes
 // it and the next is made in the background. Like hostLinks and the nft
 // package's connection, it holds kernel objects that are the process's
 // own and die with it.
-var processSandboxes = sync.OnceValue(func() *SandboxPool { return NewSandboxPool(1) })
+var processSandboxes = sync.OnceValue(func() *SandboxPool { return NewSandboxPool(1, sandboxDelay) })
+
+// sandboxDelay is how long after a start took a sandbox the pool starts
+// making the next: after that start, not during it (on a 2-CPU machine,
+// making one while a start ran cost the start more than the sandbox saved
+// it).
+const sandboxDelay = 100 * time.Millisecond
 
 // TakeSandbox takes a sandbox from the process's pool (see SandboxPool.Take).
 func TakeSandbox() *Sandbox { return processSandboxes().Take() }
 
-// Take returns a ready sandbox, or nil if none is, and starts making the
-// next ones in the background.
+// Take returns a ready sandbox, or nil if none is, and has the pool
+// filled again in the background: after the pool's delay if it had one
+// (the caller's start is under way), at once if not.
 func (p *SandboxPool) Take() *Sandbox {
 	p.mu.Lock()
 	var s *Sandbox
@@ -235,7 +244,11 @@ func (p *SandboxPool) Take() *Sandbox {
 		s, p.ready = p.ready[n-1], p.ready[:n-1]
 	}
 	p.mu.Unlock()
-	p.fill()
+	if s == nil {
+		p.fill(0)
+	} else {
+		p.fill(p.delay)
+	}
 	return s
 }
 
@@ -251,9 +264,9 @@ func (p *SandboxPool) Close() {
 	}
 }
 
-// fill makes sandboxes until the pool is full, in one goroutine at a time.
-// A failure stops it until the next Take.
-func (p *SandboxPool) fill() {
+// fill makes sandboxes until the pool is full, after delay, in one
+// goroutine at a time. A failure stops it until the next Take.
+func (p *SandboxPool) fill(delay time.Duration) {
 	p.mu.Lock()
 	if p.filling || len(p.ready) >= p.size {
 		p.mu.Unlock()
@@ -261,7 +274,7 @@ func (p *SandboxPool) fill() {
 	}
 	p.filling = true
 	p.mu.Unlock()
-	go func() {
+	time.AfterFunc(delay, func() {
 		for {
 			s, err := NewSandbox()
 			p.mu.Lock()
@@ -283,5 +296,5 @@ func (p *SandboxPool) fill() {
 				return
 			}
 		}
-	}()
+	})
 }

@@ -135,7 +135,7 @@ func TestAttachSandboxNotFirst(t *testing.T) {
 // The pool makes a sandbox after the first Take, hands it to the next, and
 // Close kills what it holds.
 func TestSandboxPool(t *testing.T) {
-	p := NewSandboxPool(1)
+	p := NewSandboxPool(1, 0)
 	if s := p.Take(); s != nil {
 		t.Fatal("a new pool had a sandbox ready")
 	}
