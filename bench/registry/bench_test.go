@@ -50,7 +50,33 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
-type side struct{ name, addr string }
+// side is a registry under test: its name, address, and process (0 for
+// one in this process).
+type side struct {
+	name, addr string
+	pid        int
+}
+
+// cpuTime returns the CPU time (user and system) process pid has used, or
+// 0 when it cannot tell (pid 0, or no /proc).
+func cpuTime(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command's closing parenthesis: state is field 3,
+	// utime and stime are fields 14 and 15, in clock ticks (100 a second).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
@@ -73,7 +99,9 @@ func TestCompare(t *testing.T) {
 	if rows == "" {
 		rows = "single,layers,go-single,go-layers,manifests"
 	}
-	sides := []side{{"berth", startBerth(t)}, {"distribution", startDistribution(t)}}
+	bAddr, bPid := startBerth(t)
+	dAddr, dPid := startDistribution(t)
+	sides := []side{{"berth", bAddr, bPid}, {"distribution", dAddr, dPid}}
 	out, _ := exec.Command("docker-registry", "--version").CombinedOutput()
 	t.Logf("peer: %s; client: skopeo; %d runs per side, interleaved; medians", strings.TrimSpace(string(out)), runs)
 
@@ -97,11 +125,18 @@ func TestCompare(t *testing.T) {
 
 // pushPull measures skopeo copy of an image of n layers of size bytes into
 // each registry (a fresh image each run, so every layer is new to the
-// registry), then from it into a fresh OCI layout.
+// registry), then from it into a fresh OCI layout; and the same copies to
+// and from a registry that does nothing (nothingRegistry), skopeo's own
+// cost.
 func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size int) {
 	mb := float64(n*size) / (1 << 20)
 	push := map[string][]time.Duration{}
 	pull := map[string][]time.Duration{}
+	// The registries' own CPU time, summed over the runs: unlike the wall
+	// time it hardly moves with what else the machine is doing.
+	pushCPU := map[string]time.Duration{}
+	pullCPU := map[string]time.Duration{}
+	nothing := startNothing(t)
 	skopeo := func(args ...string) time.Duration {
 		start := time.Now()
 		if out, err := exec.Command("skopeo", append([]string{"--insecure-policy"}, args...)...).CombinedOutput(); err != nil {
@@ -115,16 +150,23 @@ func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size 
 		if i%2 == 1 {
 			order = []side{sides[1], sides[0]}
 		}
-		for _, s := range order {
+		nothing.serve(src)
+		for _, s := range append(order, side{"nothing", nothing.addr, 0}) {
 			ref := fmt.Sprintf("docker://%s/bench/%s:%d", s.addr, repo, i)
+			c0 := cpuTime(s.pid)
 			d := skopeo("copy", "--dest-tls-verify=false", "--dest-compress=false", "oci:"+src+":latest", ref)
+			c1 := cpuTime(s.pid)
 			dst := t.TempDir()
 			syncFS()
+			c2 := cpuTime(s.pid)
 			p := skopeo("copy", "--src-tls-verify=false", ref, "oci:"+dst+":latest")
+			c3 := cpuTime(s.pid)
 			os.RemoveAll(dst)
 			if i > 0 {
 				push[s.name] = append(push[s.name], d)
 				pull[s.name] = append(pull[s.name], p)
+				pushCPU[s.name] += c1 - c0
+				pullCPU[s.name] += c3 - c2
 			}
 		}
 		os.RemoveAll(src)
@@ -132,10 +174,99 @@ func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size 
 	for _, op := range []struct {
 		name string
 		m    map[string][]time.Duration
-	}{{"push", push}, {"pull", pull}} {
-		b, d := median(op.m["berth"]), median(op.m["distribution"])
+		cpu  map[string]time.Duration
+	}{{"push", push, pushCPU}, {"pull", pull, pullCPU}} {
+		b, d, z := median(op.m["berth"]), median(op.m["distribution"]), median(op.m["nothing"])
 		t.Logf("%-4s %-17s berth %6.0f MB/s (%v)  distribution %6.0f MB/s (%v)  berth/distribution %.2f×",
 			op.name, label, mb/b.Seconds(), b.Round(time.Millisecond), mb/d.Seconds(), d.Round(time.Millisecond), d.Seconds()/b.Seconds())
+		t.Logf("     %-17s skopeo alone %6.0f MB/s (%v): no registry can beat %.2f× distribution with this client",
+			"", mb/z.Seconds(), z.Round(time.Millisecond), d.Seconds()/z.Seconds())
+		bc, dc := op.cpu["berth"]/time.Duration(runs), op.cpu["distribution"]/time.Duration(runs)
+		t.Logf("     %-17s registry CPU a copy: berth %v  distribution %v  distribution/berth %.2f×",
+			"", bc, dc, dc.Seconds()/max(bc.Seconds(), 0.001))
+	}
+}
+
+// nothingRegistry is the registry that does nothing, the third side of the
+// skopeo rows: it drops what is pushed (no storing, no hashing, no fsync)
+// and serves every pull from the files of the OCI layout being copied (the
+// page cache, with sendfile, as berth serves its own). skopeo's copies to
+// and from it are what skopeo costs alone: a bound on what any registry
+// can reach on these rows.
+type nothingRegistry struct {
+	addr string
+	mu   sync.Mutex
+	dir  string // the layout pulls are served from
+}
+
+func startNothing(t *testing.T) *nothingRegistry {
+	n := &nothingRegistry{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: n}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	n.addr = l.Addr().String()
+	return n
+}
+
+// serve makes pulls get the image of the OCI layout dir.
+func (n *nothingRegistry) serve(dir string) {
+	n.mu.Lock()
+	n.dir = dir
+	n.mu.Unlock()
+}
+
+func (n *nothingRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	n.mu.Lock()
+	dir := n.dir
+	n.mu.Unlock()
+	p, hd := r.URL.Path, w.Header()
+	switch {
+	case p == "/v2/":
+		w.WriteHeader(http.StatusOK)
+	case strings.HasSuffix(p, "/blobs/uploads/"): // POST
+		hd.Set("Location", p+"x")
+		w.WriteHeader(http.StatusAccepted)
+	case strings.Contains(p, "/blobs/uploads/") && r.Method == http.MethodPut:
+		hd.Set("Docker-Content-Digest", r.URL.Query().Get("digest"))
+		w.WriteHeader(http.StatusCreated)
+	case strings.Contains(p, "/blobs/uploads/"): // PATCH
+		hd.Set("Location", p)
+		w.WriteHeader(http.StatusAccepted)
+	case strings.Contains(p, "/manifests/") && r.Method == http.MethodPut:
+		hd.Set("Docker-Content-Digest", digest.FromBytes(body).String())
+		w.WriteHeader(http.StatusCreated)
+	case strings.Contains(p, "/manifests/"):
+		var idx struct {
+			Manifests []struct {
+				MediaType string
+				Digest    digest.Digest
+			}
+		}
+		b, _ := os.ReadFile(filepath.Join(dir, "index.json"))
+		if json.Unmarshal(b, &idx) != nil || len(idx.Manifests) == 0 {
+			http.NotFound(w, r)
+			return
+		}
+		m := idx.Manifests[0]
+		hd.Set("Content-Type", m.MediaType)
+		hd.Set("Docker-Content-Digest", m.Digest.String())
+		http.ServeFile(w, r, filepath.Join(dir, "blobs", "sha256", m.Digest.Encoded()))
+	case strings.Contains(p, "/blobs/") && r.Method == http.MethodGet:
+		d, err := digest.Parse(p[strings.LastIndexByte(p, '/')+1:])
+		if err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		hd.Set("Content-Type", "application/octet-stream")
+		hd.Set("Docker-Content-Digest", d.String())
+		http.ServeFile(w, r, filepath.Join(dir, "blobs", "sha256", d.Encoded()))
+	default: // HEAD of a blob: never there, so every push uploads
+		http.NotFound(w, r)
 	}
 }
 
@@ -257,8 +388,9 @@ func waitListen(t *testing.T, addr string) {
 	t.Fatalf("nothing listens on %s", addr)
 }
 
-// startBerth runs `berth registry serve` as a process of its own.
-func startBerth(t *testing.T) string {
+// startBerth runs `berth registry serve` as a process of its own and
+// returns its address and pid.
+func startBerth(t *testing.T) (string, int) {
 	bin := os.Getenv("BERTH_BIN")
 	if bin == "" {
 		bin = filepath.Join(t.TempDir(), "berth")
@@ -273,12 +405,13 @@ func startBerth(t *testing.T) string {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	waitListen(t, addr)
-	return addr
+	return addr, cmd.Process.Pid
 }
 
 // startDistribution runs Debian's docker-registry with filesystem storage
-// and deletes enabled, as the conformance peer runs.
-func startDistribution(t *testing.T) string {
+// and deletes enabled, as the conformance peer runs, and returns its
+// address and pid.
+func startDistribution(t *testing.T) (string, int) {
 	addr, dir := freeAddr(t), t.TempDir()
 	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr)
 	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
@@ -288,7 +421,7 @@ func startDistribution(t *testing.T) string {
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	waitListen(t, addr)
-	return addr
+	return addr, cmd.Process.Pid
 }
 
 // layout writes an OCI layout with one image of n random layers of size
