@@ -217,6 +217,14 @@ func reservePorts(eps []*Endpoint, req []PortMapping) ([]PortMapping, error) {
 		if p.Proto != "tcp" && p.Proto != "udp" {
 			return nil, errdefs.InvalidArgument("invalid protocol %q for port %d", p.Proto, p.ContainerPort)
 		}
+		if p.HostPortEnd != 0 {
+			q, err := portInRange(p, append(taken, out...))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, q)
+			continue
+		}
 		if p.HostPort != 0 {
 			for _, t := range append(taken, out...) {
 				if portsClash(p, t) {
@@ -248,6 +256,27 @@ func reservePorts(eps []*Endpoint, req []PortMapping) ([]PortMapping, error) {
 		}
 	}
 	return out, nil
+}
+
+// portInRange chooses the first port of p's host range that no mapping of
+// taken holds and no socket of the host is bound to.
+func portInRange(p PortMapping, taken []PortMapping) (PortMapping, error) {
+	for port := int(p.HostPort); port <= int(p.HostPortEnd); port++ {
+		q := p
+		q.HostPort, q.HostPortEnd = uint16(port), 0
+		if slices.ContainsFunc(taken, func(t PortMapping) bool { return portsClash(q, t) }) {
+			continue
+		}
+		err := probePort(q)
+		if err == nil {
+			return q, nil
+		}
+		if !errdefs.IsConflict(err) {
+			return PortMapping{}, err
+		}
+	}
+	return PortMapping{}, errdefs.Conflict("Bind for %s:%d-%d failed: every port of the range is already allocated",
+		hostIPString(p.HostIP), p.HostPort, p.HostPortEnd)
 }
 
 func hostIPString(a netip.Addr) string {

@@ -593,3 +593,63 @@ func TestOrphanBridgeSwept(t *testing.T) {
 		t.Errorf("%d rules of the orphan network left", c)
 	}
 }
+
+// A host port range with one container port publishes on the range's first
+// port that is free: neither published by another container nor bound by
+// a socket of the host; a range with none free is a conflict.
+func TestPublishHostPortRange(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	var held net.Listener
+	var base int
+	for range 20 { // a base whose next two ports are free now
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		if p < 65530 && probePort(PortMapping{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: uint16(p + 1), Proto: "tcp"}) == nil &&
+			probePort(PortMapping{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: uint16(p + 2), Proto: "tcp"}) == nil {
+			held, base = ln, p
+			break
+		}
+		ln.Close()
+	}
+	if held == nil {
+		t.Skip("no three free consecutive ports on 127.0.0.1")
+	}
+	defer held.Close()
+	spec := fmt.Sprintf("127.0.0.1:%d-%d:80", base, base+2)
+	ports, err := ParsePorts([]string{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.CheckPorts(ctx, ports); err != nil {
+		t.Errorf("CheckPorts(%s) with two ports free: %v", spec, err)
+	}
+	a, err := m.Attach(ctx, "rngA"+randHex(28), testNetns(t), AttachRequest{Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Attach(ctx, "rngB"+randHex(28), testNetns(t), AttachRequest{Ports: ports})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Ports) != 1 || a.Ports[0].HostPort != uint16(base+1) || a.Ports[0].HostPortEnd != 0 {
+		t.Errorf("first container: %v, want %d (the range's first port is the host's)", a.Ports, base+1)
+	}
+	if len(b.Ports) != 1 || b.Ports[0].HostPort != uint16(base+2) {
+		t.Errorf("second container: %v, want %d", b.Ports, base+2)
+	}
+	if err := m.CheckPorts(ctx, ports); !errdefs.IsConflict(err) {
+		t.Errorf("CheckPorts(%s) with the range taken: %v, want a conflict", spec, err)
+	}
+	if _, err := m.Attach(ctx, "rngC"+randHex(28), testNetns(t), AttachRequest{Ports: ports}); !errdefs.IsConflict(err) {
+		t.Errorf("a third container on the full range: %v, want a conflict", err)
+	}
+	for _, ep := range []*Endpoint{a, b} {
+		if err := m.Detach(ctx, ep.ContainerID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

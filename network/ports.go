@@ -11,11 +11,14 @@ import (
 )
 
 // PortMapping is one published port. A HostPort of 0 asks for a free port
-// chosen at Attach; an invalid (zero) HostIP means every address of the
-// host.
+// chosen at Attach, and so does a HostPortEnd: a free port of the range
+// HostPort-HostPortEnd (`-p 8000-8010:80`); an endpoint's mappings have
+// their host port chosen. An invalid (zero) HostIP means every address of
+// the host.
 type PortMapping struct {
 	HostIP        netip.Addr `json:"hostIP,omitzero"`
 	HostPort      uint16     `json:"hostPort"`
+	HostPortEnd   uint16     `json:"hostPortEnd,omitempty"`
 	ContainerPort uint16     `json:"containerPort"`
 	Proto         string     `json:"proto"` // "tcp" or "udp"
 }
@@ -26,12 +29,17 @@ func (m PortMapping) String() string {
 	if m.HostIP.IsValid() {
 		ip = m.HostIP.String()
 	}
+	if m.HostPortEnd != 0 {
+		return fmt.Sprintf("%d/%s -> %s:%d-%d", m.ContainerPort, m.Proto, ip, m.HostPort, m.HostPortEnd)
+	}
 	return fmt.Sprintf("%d/%s -> %s:%d", m.ContainerPort, m.Proto, ip, m.HostPort)
 }
 
 // ParsePorts parses -p specs, [ip:][hostPort:]containerPort[/tcp|/udp],
 // where either port may be a range a-b (a host range as long as the
-// container's), into one mapping per port. The host IP must be IPv4.
+// container's), into one mapping per port; a host range with one container
+// port is one mapping to a free port of that range, as with Docker. The
+// host IP must be IPv4.
 func ParsePorts(specs []string) ([]PortMapping, error) {
 	var out []PortMapping
 	for _, s := range specs {
@@ -88,6 +96,9 @@ func parsePort(spec string) ([]PortMapping, error) {
 	if hostStr != "" {
 		if hLo, hHi, err = parseRange(hostStr); err != nil {
 			return nil, bad("host port: %v", err)
+		}
+		if cHi == cLo && hHi != hLo {
+			return []PortMapping{{HostIP: hostIP, HostPort: hLo, HostPortEnd: hHi, ContainerPort: cLo, Proto: proto}}, nil
 		}
 		if hHi-hLo != cHi-cLo {
 			return nil, bad("host and container port ranges differ in length")

@@ -15,6 +15,8 @@ func TestParsePorts(t *testing.T) {
 		"0.0.0.0:53:53/UDP":       {"53/udp -> 0.0.0.0:53"},
 		"8000-8002:9000-9002/tcp": {"9000/tcp -> 0.0.0.0:8000", "9001/tcp -> 0.0.0.0:8001", "9002/tcp -> 0.0.0.0:8002"},
 		"7000-7001":               {"7000/tcp -> 0.0.0.0:0", "7001/tcp -> 0.0.0.0:0"},
+		"8000-8010:80":            {"80/tcp -> 0.0.0.0:8000-8010"},
+		"127.0.0.1:53-54:53/udp":  {"53/udp -> 127.0.0.1:53-54"},
 	} {
 		got, err := ParsePorts([]string{spec})
 		if err != nil {
@@ -32,7 +34,7 @@ func TestParsePorts(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "x", "0", "65536", "80/sctp", "1:2:3:4", "a:80:80", "::1:80:80", "[::1]:80:80",
-		"8000-8001:80", "90-80", "8080:", "1.2.3.4:x:80"} {
+		"8000-8001:80-82", "90-80", "8001-8000:80", "8080:", "1.2.3.4:x:80"} {
 		if _, err := ParsePorts([]string{bad}); !errdefs.IsInvalidArgument(err) {
 			t.Errorf("ParsePorts(%q) = %v, want invalid argument", bad, err)
 		}

@@ -153,3 +153,41 @@ func TestPublishPortTaken(t *testing.T) {
 		t.Errorf("want only the first container, got %q", ids)
 	}
 }
+
+// A host port range with one container port (`-p 8000-8010:80`, as with
+// Docker) publishes on a free port of the range: the range's first port,
+// held by a socket of the host, is skipped; `port` names the one chosen.
+func TestPublishHostPortRange(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var held net.Listener
+	for range 20 { // a held port whose next one is free now
+		ln, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := ln.Addr().(*net.TCPAddr).Port
+		if next, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil && p < 65535 {
+			next.Close()
+			held = ln
+			break
+		}
+		ln.Close()
+	}
+	if held == nil {
+		t.Skip("no two free consecutive ports on 127.0.0.1")
+	}
+	defer held.Close()
+	port := held.Addr().(*net.TCPAddr).Port
+	spec := fmt.Sprintf("127.0.0.1:%d-%d:80", port, port+1)
+	e.b.MustRun(append([]string{"run", "-d", "--name", "web", "-p", spec, "busybox"}, webCmd(80)...)...)
+	want := fmt.Sprintf("127.0.0.1:%d", port+1)
+	if got := strings.TrimSpace(e.b.MustRun("port", "web", "80/tcp").Stdout); got != want {
+		t.Errorf("port web 80/tcp: %q, want %q", got, want)
+	}
+	if got := httpGet(t, "http://"+want+"/hostname"); strings.TrimSpace(got) == "" {
+		t.Errorf("GET /etc/hostname through %s: empty answer", want)
+	}
+	e.mustFail("already allocated", append([]string{"run", "-d", "--name", "web2", "-p", spec, "busybox"}, webCmd(80)...)...)
+	e.b.MustRun("rm", "-f", "web")
+}
