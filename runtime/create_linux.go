@@ -277,8 +277,9 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	fast := forkinit.Supported(cfg) && !forceReexec
 	// On v2 the init is cloned into its cgroup (CLONE_INTO_CGROUP); on v1
 	// a re-executed init is born in it too (the cloning thread enters it
-	// first), while the fast path's child makes its first mounts as the
-	// parent makes the cgroup, then moves itself in.
+	// first), while the fast path's child makes its mounts and device
+	// nodes as the parent makes the cgroup, then moves itself in (and the
+	// parent sets the group's resources as the child goes on).
 	late := fast && !v2
 	if !late {
 		if err := cg.Make(); err != nil {
@@ -293,6 +294,22 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	sp.fifo = cfg.FifoFD >= 0
 	tr.mark("spawn init")
+	if late {
+		// What the child waits for first: a group to join. Its resources
+		// are set below, while the child goes on (before anything of the
+		// container runs: that waits for the init's ready).
+		err := cg.MakeDirs()
+		if gerr := forkinit.Go(sp.sync, err == nil); err == nil && gerr != nil {
+			// The child is gone: its message says why.
+			if _, err = sp.next(); err == nil {
+				err = gerr
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		tr.mark("cgroup made (late)")
+	}
 	st.Pid = sp.proc.pid
 	st.Cgroup = cg.Config()
 	if err := sp.configure(cfg); err != nil {
@@ -312,17 +329,10 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		return nil, err
 	}
 	if late {
-		err := cg.Make()
-		if gerr := forkinit.Go(sp.sync, err == nil); err == nil && gerr != nil {
-			// The child is gone: its message says why.
-			if _, err = sp.next(); err == nil {
-				err = gerr
-			}
-		}
-		if err != nil {
+		if err := cg.SetResources(); err != nil {
 			return nil, err
 		}
-		tr.mark("cgroup create (late)")
+		tr.mark("cgroup resources (late)")
 	}
 	for {
 		ev, err := sp.next()

@@ -13,7 +13,8 @@
 // and forks a child of this process that runs them and execs the
 // container's process: no second Go runtime, no re-executed binary. On
 // cgroup v2 the child is cloned into its cgroup (CLONE_INTO_CGROUP); on v1
-// it mounts while the parent makes the cgroup, then moves itself in. What
+// it mounts while the parent makes the cgroup, then moves itself in while
+// the parent sets the cgroup's resources. What
 // the fast path does not cover (user namespaces, terminals, hooks run in
 // the container, exec) goes to package internal/initproc: this binary
 // re-executed from a read-only mount of itself, in the new namespaces.

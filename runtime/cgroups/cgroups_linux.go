@@ -146,44 +146,120 @@ func (g *Group) JoinFiles() []string {
 // Make creates the planned group and applies its resources; nothing is
 // left when it fails.
 func (g *Group) Make() error {
-	cgPath, res := g.cfg.Path, g.res
+	if err := g.MakeDirs(); err != nil {
+		return err
+	}
+	if err := g.SetResources(); err != nil {
+		_ = g.m.Destroy()
+		return err
+	}
+	return nil
+}
+
+// MakeDirs creates the planned group, without its resources: processes
+// can join it (on v1, its cpuset has CPUs and memory nodes), and
+// SetResources applies the rest, device rules included. Nothing is left
+// when it fails.
+func (g *Group) MakeDirs() error {
 	if err := g.m.Apply(-1); err != nil {
 		_ = g.m.Destroy()
-		return fmt.Errorf("create cgroup %s: %w", cgPath, err)
-	}
-	if err := g.m.Set(res); err != nil {
-		_ = g.m.Destroy()
-		return fmt.Errorf("set cgroup %s: %w", cgPath, err)
+		return fmt.Errorf("create cgroup %s: %w", g.cfg.Path, err)
 	}
 	g.cfg.Paths = g.m.GetPaths()
+	if d := g.cfg.Paths["devices"]; d != "" && g.res.SkipDevices {
+		// The library skips the devices group along with its rules.
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			_ = g.m.Destroy()
+			return fmt.Errorf("create cgroup %s: %w", g.cfg.Path, err)
+		}
+	}
+	return nil
+}
+
+// SetResources applies the planned resources to the group MakeDirs made.
+// When it fails, the caller destroys the group (with whatever joined it).
+func (g *Group) SetResources() error {
+	res := g.res
+	if err := g.m.Set(res); err != nil {
+		return fmt.Errorf("set cgroup %s: %w", g.cfg.Path, err)
+	}
 	if res.SkipDevices {
 		if err := writeDeviceRules(g.cfg.Paths["devices"], res.Devices); err != nil {
-			_ = g.m.Destroy()
 			return err
 		}
 	}
 	return nil
 }
 
-// writeDeviceRules applies v1 device rules in order, creating the
-// devices group (which the library skips with the rules).
+// writeDeviceRules applies v1 device rules in order, in the devices group
+// that MakeDirs made. An allow rule that was written already, with no deny
+// of its device since, is left out (the spec's rules and the defaults
+// repeat one another); each file is opened once, and each write is one
+// rule.
 func writeDeviceRules(dir string, rules []*devices.Rule) error {
 	if dir == "" {
 		return nil
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, r := range rules {
-		file := "devices.deny"
-		if r.Allow {
-			file = "devices.allow"
+	fds := map[string]int{}
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
 		}
-		if err := writeRetry(filepath.Join(dir, file), []byte(r.CgroupString())); err != nil {
-			return fmt.Errorf("device rule %q: %w", r.CgroupString(), err)
+	}()
+	// The allow rules written since the last deny of their device (a deny
+	// takes access away from the rule of the very same type and numbers,
+	// or from all of them when it is for every device).
+	type device struct {
+		typ          devices.Type
+		major, minor int64
+	}
+	allowed := map[device]string{}
+	for _, r := range rules {
+		rule := r.CgroupString()
+		dev := device{r.Type, r.Major, r.Minor}
+		file := "devices.deny"
+		switch {
+		case r.Allow && allowed[dev] == rule:
+			continue
+		case r.Allow:
+			allowed[dev] = rule
+			file = "devices.allow"
+		case r.Type == devices.WildcardDevice:
+			clear(allowed)
+		default:
+			delete(allowed, dev)
+		}
+		fd, ok := fds[file]
+		if !ok {
+			var err error
+			if fd, err = openRetry(filepath.Join(dir, file)); err != nil {
+				return fmt.Errorf("device rule %q: %w", rule, err)
+			}
+			fds[file] = fd
+		}
+		if err := writeFDRetry(fd, []byte(rule)); err != nil {
+			return fmt.Errorf("device rule %q: %w", rule, err)
 		}
 	}
 	return nil
+}
+
+func openRetry(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func writeFDRetry(fd int, b []byte) error {
+	for {
+		_, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // Load returns the group a Config describes.

@@ -1,8 +1,11 @@
 package cgroups
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
+	devices "github.com/opencontainers/cgroups/devices/config"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -48,5 +51,44 @@ func TestResources(t *testing.T) {
 	}
 	if _, err := Resources(&specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Type: "x"}}}); err == nil {
 		t.Error("unknown device type accepted")
+	}
+}
+
+func TestWriteDeviceRules(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"devices.allow", "devices.deny"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rule := func(allow bool, typ devices.Type, major, minor int64, perm string) *devices.Rule {
+		return &devices.Rule{Allow: allow, Type: typ, Major: major, Minor: minor, Permissions: devices.Permissions(perm)}
+	}
+	rules := []*devices.Rule{
+		rule(false, devices.WildcardDevice, -1, -1, "rwm"),
+		rule(true, devices.CharDevice, 1, 3, "rwm"),
+		rule(true, devices.CharDevice, 1, 5, "rwm"),
+		rule(false, devices.CharDevice, 1, 5, "w"),
+		rule(true, devices.CharDevice, 1, 3, "rwm"), // still allowed: left out
+		rule(true, devices.CharDevice, 1, 5, "rwm"), // denied since: written
+		rule(true, devices.CharDevice, 1, 3, "rw"),  // not the same rule: written
+		rule(false, devices.WildcardDevice, -1, -1, "rwm"),
+		rule(true, devices.CharDevice, 1, 3, "rw"), // all denied since: written
+	}
+	if err := writeDeviceRules(dir, rules); err != nil {
+		t.Fatal(err)
+	}
+	// Each file is written in one go from its start: the rules end to end.
+	for f, want := range map[string]string{
+		"devices.allow": "c 1:3 rwm" + "c 1:5 rwm" + "c 1:5 rwm" + "c 1:3 rw" + "c 1:3 rw",
+		"devices.deny":  "a *:* rwm" + "c 1:5 w" + "a *:* rwm",
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != want {
+			t.Errorf("%s: %q, want %q", f, b, want)
+		}
 	}
 }

@@ -12,17 +12,19 @@ import (
 
 // op kinds.
 const (
-	kSys       = iota // a plain system call
-	kOpenMkdir        // open a path in the root, creating it if missing
-	kRemount          // bind-remount keeping the flags the kernel locks
-	kMask             // mask a path: tmpfs on a directory, /dev/null on a file
-	kMknod            // make a device node, or bind the host's if refused
-	kLook             // find the executable among candidates
-	kExec             // execve the found executable
-	kWait             // read one byte (start signal)
-	kReport           // write a message to the sync socket
-	kHooks            // ask the parent to run hooks, wait for its answer
-	kGo               // wait for the parent's go-ahead (one zero byte)
+	kSys          = iota // a plain system call
+	kOpenMkdir           // open a path in the root, creating it if missing
+	kRemount             // bind-remount keeping the flags the kernel locks
+	kMask                // mask a path: tmpfs on a directory, /dev/null on a file
+	kMknod               // make a device node, or bind the host's if refused
+	kLook                // find the executable among candidates
+	kExec                // execve the found executable
+	kWait                // read one byte (start signal)
+	kReport              // write a message to the sync socket
+	kHooks               // ask the parent to run hooks, wait for its answer
+	kGo                  // wait for the parent's go-ahead (one zero byte)
+	kWriteFile           // open a file, write a value, close it
+	kDropBounding        // drop capabilities from the bounding set
 )
 
 // op is one step of the child's program. It holds no Go pointers: the
@@ -249,6 +251,26 @@ func step(o *op, s *scratch, syncFD uintptr) uintptr {
 			}
 			return 0
 		}
+	case kWriteFile:
+		// a: path, buffer, length
+		fd, _, e := unix.RawSyscall6(unix.SYS_OPENAT, atFDCWD, o.a[0], unix.O_WRONLY|unix.O_CLOEXEC, 0, 0, 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		_, _, e = unix.RawSyscall(unix.SYS_WRITE, fd, o.a[1], o.a[2])
+		unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		return uintptr(e)
+	case kDropBounding:
+		// a: mask of the capabilities to drop, last capability
+		for c := uintptr(0); c <= o.a[1]; c++ {
+			if o.a[0]&(1<<c) == 0 {
+				continue
+			}
+			_, _, e := unix.RawSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, c, 0)
+			if e != 0 && e != unix.EINVAL {
+				return uintptr(e)
+			}
+		}
 	case kGo:
 		n, _, e := unix.RawSyscall(unix.SYS_READ, syncFD, uintptr(unsafe.Pointer(&s.one[0])), 1)
 		if e != 0 {
@@ -314,6 +336,9 @@ func (p *Program) Start(flags uintptr, files []*os.File, cgroupFD int) (pid, pid
 		}
 		high = append(high, fd)
 		p.ops[i].a[0] = uintptr(fd)
+	}
+	if p.cgroupNS {
+		flags &^= unix.CLONE_NEWCGROUP
 	}
 	pidfdOut := new(int32)
 	args := &cloneArgs{

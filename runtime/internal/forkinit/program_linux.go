@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -53,6 +54,10 @@ type Program struct {
 	s     *scratch
 	nfds  int     // descriptors the child starts with (0..nfds-1)
 	sync  uintptr // the sync socket's number in the child
+	// cgroupNS: the child makes its cgroup namespace once it has joined
+	// its cgroup (so that the namespace's root is that cgroup), not at
+	// clone.
+	cgroupNS bool
 }
 
 // Slots: descriptor numbers the child keeps its working fds at, above the
@@ -69,12 +74,14 @@ const (
 )
 
 type builder struct {
-	p      *Program
-	base   uintptr
-	how    uintptr
-	last   uint64   // cap_last_cap
-	join   []string // cgroup files to write 0 to, once the parent says go
-	joined bool
+	p       *Program
+	base    uintptr
+	how     uintptr
+	last    uint64   // cap_last_cap
+	join    []string // cgroup files to write 0 to, once the parent says go
+	joined  bool
+	strs    []byte          // the current block of str's copies
+	fdPaths [nslots]uintptr // /proc/self/fd/N of each slot, once made
 }
 
 // joinCgroup waits for the parent's go-ahead and moves the child into its
@@ -88,17 +95,31 @@ func (b *builder) joinCgroup() {
 	for _, f := range b.join {
 		b.writeFile("join cgroup "+path.Dir(f), f, "0")
 	}
+	if b.p.cgroupNS {
+		b.sys("make the cgroup namespace", unix.SYS_UNSHARE, unix.CLONE_NEWCGROUP)
+	}
 }
 
 func (b *builder) slot(n int) uintptr { return b.base + uintptr(n) }
 
-func (b *builder) fdPath(n int) uintptr { return b.str(fmt.Sprintf("/proc/self/fd/%d", b.slot(n))) }
+func (b *builder) fdPath(n int) uintptr {
+	if b.fdPaths[n] == 0 {
+		b.fdPaths[n] = b.str("/proc/self/fd/" + strconv.Itoa(int(b.slot(n))))
+	}
+	return b.fdPaths[n]
+}
 
-// str returns a NUL-terminated copy of s that the program keeps.
+// str returns a NUL-terminated copy of s that the program keeps. The
+// copies share blocks of memory: a program holds a few hundred strings.
 func (b *builder) str(s string) uintptr {
-	buf := append([]byte(s), 0)
-	b.p.keep = append(b.p.keep, buf)
-	return ptr(&buf[0])
+	if len(s)+1 > cap(b.strs)-len(b.strs) {
+		n := max(4096, len(s)+1)
+		b.strs = make([]byte, 0, n)
+		b.p.keep = append(b.p.keep, b.strs)
+	}
+	i := len(b.strs)
+	b.strs = append(append(b.strs, s...), 0)
+	return ptr(&b.strs[i])
 }
 
 func (b *builder) add(desc string, o op) int {
@@ -176,16 +197,25 @@ func (b *builder) remount(desc string, target uintptr, flags uintptr) {
 // With join set (cgroup v1), the child is not born in its cgroup: it
 // starts on the root while the parent makes the cgroup, then waits for the
 // parent's go-ahead (see Go) and moves itself in by writing "0" to each of
-// the join files — before its cgroup mount and before anything of the
-// container runs.
+// the join files — before its cgroup mounts (which it makes last when it
+// can, so as to wait as little as possible) and before anything of the
+// container runs. A new cgroup namespace is then made after the move (not
+// at clone), so that its root is the container's cgroup.
 func Build(c *initproc.Config, files, syncFD int, join []string) (*Program, error) {
-	p := &Program{s: &scratch{}, nfds: files, sync: uintptr(syncFD)}
+	p := &Program{s: &scratch{}, nfds: files, sync: uintptr(syncFD), ops: make([]op, 0, 256), descs: make([]string, 0, 256)}
 	b := &builder{p: p, base: uintptr(files), join: join}
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	p.keep = append(p.keep, how)
 	b.how = ptr(how)
 	b.last = lastCap()
 	spec := c.Spec
+	if len(join) > 0 && spec.Linux != nil {
+		for _, n := range spec.Linux.Namespaces {
+			if n.Type == specs.CgroupNamespace && n.Path == "" {
+				p.cgroupNS = true
+			}
+		}
+	}
 
 	// The descriptors it is given, moved in place (Start fills in where
 	// from); then nothing else of the runtime's stays open in the child.
@@ -272,18 +302,64 @@ func (b *builder) prepareRoot(c *initproc.Config) error {
 		if path.Clean(m.Destination) == "/dev" && isBind(m) {
 			bindDev = true
 		}
+	}
+	// The cgroup mounts need the cgroup, which the parent makes while the
+	// child mounts (see Build): where no other mount and no device node
+	// lands in or above one of them, they come last, after the devices, so
+	// that the child has done all it can before it waits.
+	late := len(b.join) > 0 && cgroupMountsLast(spec.Mounts, !bindDev)
+	var deferred []specs.Mount
+	for _, m := range spec.Mounts {
 		if m.Type == "cgroup" {
+			if late {
+				deferred = append(deferred, m)
+				continue
+			}
 			b.joinCgroup()
 		}
 		if err := b.mountOne(c, m); err != nil {
 			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
 		}
 	}
-	b.joinCgroup()
+	if !late {
+		b.joinCgroup()
+	}
 	if !bindDev {
-		return b.devices(spec)
+		if err := b.devices(spec); err != nil {
+			return err
+		}
+	}
+	b.joinCgroup()
+	for _, m := range deferred {
+		if err := b.mountOne(c, m); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", m.Source, m.Destination, err)
+		}
 	}
 	return nil
+}
+
+// cgroupMountsLast reports whether the cgroup mounts may move after every
+// other mount (and after the device nodes in /dev, with devices set): no
+// mount after one of them lands in it or above it, and it is not in /dev.
+func cgroupMountsLast(mounts []specs.Mount, devices bool) bool {
+	related := func(a, b string) bool {
+		a, b = path.Clean("/"+a), path.Clean("/"+b)
+		return a == b || a == "/" || b == "/" || strings.HasPrefix(a, b+"/") || strings.HasPrefix(b, a+"/")
+	}
+	for i, m := range mounts {
+		if m.Type != "cgroup" {
+			continue
+		}
+		if devices && related(m.Destination, "/dev") {
+			return false
+		}
+		for _, later := range mounts[i+1:] {
+			if later.Type != "cgroup" && related(m.Destination, later.Destination) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func isBind(m specs.Mount) bool {
@@ -443,16 +519,13 @@ func (b *builder) enterRoot(c *initproc.Config) {
 }
 
 func (b *builder) writeFile(desc, name, value string) {
-	o := b.sys(desc, unix.SYS_OPENAT, atFDCWD, b.str(name), unix.O_WRONLY|unix.O_CLOEXEC)
-	o.slot = b.slot(slotT)
 	buf := []byte(value)
 	b.p.keep = append(b.p.keep, buf)
 	var p uintptr
 	if len(buf) > 0 {
 		p = ptr(&buf[0])
 	}
-	b.sys(desc, unix.SYS_WRITE, b.slot(slotT), p, uintptr(len(buf)))
-	b.sys(desc, unix.SYS_CLOSE, b.slot(slotT))
+	b.add(desc, op{kind: kWriteFile, a: [6]uintptr{b.str(name), p, uintptr(len(buf))}})
 }
 
 // process sets up the process itself: cwd, rlimits, oom score, the
@@ -548,12 +621,8 @@ func (b *builder) identity(p *specs.Process) {
 		return m
 	}
 	if caps != nil {
-		bnd := mask(caps.Bounding)
-		for c := uint64(0); c <= last; c++ {
-			if bnd&(1<<c) == 0 {
-				o := b.sys(fmt.Sprintf("drop bounding capability %d", c), unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c))
-				o.ok = [2]uintptr{uintptr(unix.EINVAL)}
-			}
+		if drop := ^mask(caps.Bounding) & (1<<(last+1) - 1); drop != 0 {
+			b.add("drop bounding capabilities", op{kind: kDropBounding, a: [6]uintptr{uintptr(drop), uintptr(last)}})
 		}
 	}
 	b.sys("set keepcaps", unix.SYS_PRCTL, unix.PR_SET_KEEPCAPS, 1)

@@ -84,3 +84,46 @@ func TestBuild(t *testing.T) {
 		t.Error("unknown rlimit accepted")
 	}
 }
+
+// On cgroup v1 the cgroup mounts wait for the cgroup: they come after the
+// other mounts and the device nodes when nothing mounted later lands in or
+// above them, and a new cgroup namespace is made once the child has joined.
+func TestBuildCgroupLast(t *testing.T) {
+	mounts := []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc"},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup"},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm"},
+	}
+	build := func(mounts []specs.Mount) string {
+		t.Helper()
+		p, err := Build(config(func(c *initproc.Config) {
+			c.Spec.Mounts = mounts
+			c.Spec.Linux.Namespaces = append(c.Spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+			c.Cgroup = initproc.CgroupMount{Paths: map[string]string{"pids": "/sys/fs/cgroup/pids/x"}}
+		}), 4, 3, []string{"/sys/fs/cgroup/pids/x/tasks"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !p.cgroupNS {
+			t.Error("the cgroup namespace is made at clone")
+		}
+		return strings.Join(p.descs, "\n")
+	}
+	order := func(all string, steps ...string) {
+		t.Helper()
+		at := 0
+		for _, s := range steps {
+			i := strings.Index(all[at:], s)
+			if i < 0 {
+				t.Fatalf("no step %q after offset %d in\n%s", s, at, all)
+			}
+			at += i + len(s)
+		}
+	}
+	order(build(mounts), "mount shm on /dev/shm", "create device /dev/null", "wait for the cgroup",
+		"join cgroup /sys/fs/cgroup/pids/x", "make the cgroup namespace", "mount cgroup on /sys/fs/cgroup", "pivot_root")
+	// A later mount inside the cgroup mount keeps the spec's order.
+	nested := append(mounts, specs.Mount{Destination: "/sys/fs/cgroup/x", Type: "tmpfs", Source: "tmpfs"})
+	order(build(nested), "mount proc on /proc", "wait for the cgroup", "join cgroup", "mount cgroup on /sys/fs/cgroup",
+		"mount shm on /dev/shm", "create device /dev/null")
+}
