@@ -106,6 +106,26 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 			return fail(err)
 		}
 		eps = append(eps, ep)
+		// The networks `network connect` added (eth1, ...).
+		conns, err := nm.Connections(ctx, c.ID)
+		for _, cn := range conns {
+			if err != nil || cn.NetworkID == ep.NetworkID {
+				continue
+			}
+			var more *network.Endpoint
+			more, err = nm.Attach(ctx, c.ID, netns, network.AttachRequest{
+				Network: cn.NetworkID, Name: c.DisplayName(), Aliases: cn.Aliases, IP: cn.IP, DNS: c.HostConfig.Dns,
+			})
+			if err != nil {
+				err = fmt.Errorf("connect to network %.12s: %w", cn.NetworkID, err)
+				break
+			}
+			eps = append(eps, more)
+		}
+		if err != nil {
+			e.teardownNetwork(ctx, c.ID)
+			return "", nil, err
+		}
 	}
 	files := network.Files{
 		Hostname:   c.Config.Hostname,

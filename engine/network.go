@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -205,6 +206,7 @@ func (e *Engine) NetworkRemove(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
+	e.pruneConnections(ctx, m)
 	return m.Remove(ctx, ref)
 }
 
@@ -223,6 +225,7 @@ func (e *Engine) NetworkPrune(ctx context.Context, f filters.Args) ([]string, er
 	if err != nil {
 		return nil, err
 	}
+	e.pruneConnections(ctx, m)
 	return m.Prune(ctx, func(n *network.Network) bool {
 		return !f.MatchLabels(n.Labels) || !until.IsZero() && !n.Created.Before(until)
 	})
@@ -234,11 +237,12 @@ type NetworkConnectOptions struct {
 	Aliases []string
 }
 
-// NetworkConnect attaches a running container to one more network: a new
-// interface (eth1, ...) in its namespace, and its /etc/hosts and
-// /etc/resolv.conf rewritten in place (they are bind-mounted). The
-// attachment lasts while the container runs: like its first network's, it
-// is undone when the container stops.
+// NetworkConnect connects a container to one more network. A running
+// container is attached at once: a new interface (eth1, ...) in its
+// namespace, and its /etc/hosts and /etc/resolv.conf rewritten in place
+// (they are bind-mounted). Either way the connection is kept (see
+// network.Connection) and applies at each start, as Docker's does: a
+// stopped container is attached when it next starts.
 func (e *Engine) NetworkConnect(ctx context.Context, ref, ctr string, opts NetworkConnectOptions) error {
 	m, err := e.networkManager()
 	if err != nil {
@@ -262,8 +266,23 @@ func (e *Engine) NetworkConnect(ctx context.Context, ref, ctr string, opts Netwo
 	case strings.HasPrefix(mode, "container:"):
 		return errdefs.InvalidArgument("container sharing network namespace with another container or host cannot be connected to any other network")
 	}
+	if primary, err := m.Get(ctx, cmp.Or(networkName(c.HostConfig.NetworkMode), network.DefaultNetwork)); err == nil && primary.ID == n.ID {
+		return errdefs.AlreadyExists("container %s is already connected to network %s", c.DisplayName(), n.Name)
+	}
+	e.pruneConnections(ctx, m)
+	conn := network.Connection{Aliases: opts.Aliases, IP: opts.IP}
 	if !c.State.Running {
-		return errdefs.Conflict("container %s is not running: berth connects running containers only", c.DisplayName())
+		if _, err := m.AddConnection(ctx, c.ID, n.ID, conn); err != nil {
+			return err
+		}
+		_, err := e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+			if c.NetworkSettings.Networks == nil {
+				c.NetworkSettings.Networks = map[string]*container.EndpointSettings{}
+			}
+			c.NetworkSettings.Networks[n.Name] = &container.EndpointSettings{NetworkID: n.ID, Aliases: opts.Aliases}
+			return nil
+		})
+		return err
 	}
 	netns := filepath.Join(e.runDir(c.ID), "netns")
 	if _, err := os.Stat(netns); err != nil {
@@ -274,12 +293,26 @@ func (e *Engine) NetworkConnect(ctx context.Context, ref, ctr string, opts Netwo
 	}); err != nil {
 		return err
 	}
-	if err := e.networksChanged(ctx, m, c.ID); err != nil {
+	_, err = m.AddConnection(ctx, c.ID, n.ID, conn)
+	if err == nil {
+		err = e.networksChanged(ctx, m, c.ID)
+	}
+	if err != nil {
+		m.RemoveConnection(ctx, c.ID, n.ID)
 		m.Disconnect(ctx, c.ID, n.ID)
 		e.networksChanged(ctx, m, c.ID)
 		return err
 	}
 	return nil
+}
+
+// pruneConnections forgets the network connections of containers that are
+// gone (removed: the network package is not told).
+func (e *Engine) pruneConnections(ctx context.Context, m *network.Manager) {
+	m.PruneConnections(ctx, func(id string) bool {
+		_, err := e.containers.Get(ctx, id)
+		return !errdefs.IsNotFound(err)
+	})
 }
 
 // networksChanged brings a running container's NetworkSettings, /etc/hosts
@@ -323,13 +356,21 @@ func (e *Engine) NetworkDisconnect(ctx context.Context, ref, ctr string, force b
 	}
 	c, cerr := e.Container(ctx, ctr)
 	if cerr == nil {
-		if err := m.Disconnect(ctx, c.ID, n.ID); err != nil {
+		had, err := m.RemoveConnection(ctx, c.ID, n.ID)
+		if err != nil {
+			return err
+		}
+		if err := m.Disconnect(ctx, c.ID, n.ID); err != nil && !(had && errdefs.IsNotFound(err)) {
 			return err
 		}
 		if c.State.Running {
 			return e.networksChanged(ctx, m, c.ID)
 		}
-		return nil
+		_, err = e.containers.Update(ctx, c.ID, func(c *container.Container) error {
+			delete(c.NetworkSettings.Networks, n.Name)
+			return nil
+		})
+		return err
 	}
 	if !errdefs.IsNotFound(cerr) {
 		return cerr

@@ -425,6 +425,17 @@ func (m *Manager) removeLocked(ctx context.Context, n *Network) error {
 	if len(eps) > 0 {
 		return errdefs.InUse("error while removing network: network %s id %s has active endpoints", n.Name, n.ID)
 	}
+	conns, err := m.connectedTo(n.ID)
+	if err != nil {
+		return err
+	}
+	if len(conns) > 0 {
+		for i, id := range conns {
+			conns[i] = shortID(id)
+		}
+		return errdefs.InUse("error while removing network: network %s id %s has containers connected (%s): disconnect them first",
+			n.Name, n.ID, strings.Join(conns, ", "))
+	}
 	// Teardown is idempotent: the last detach did it, unless a crash
 	// came between.
 	if err := m.teardown(ctx, n); err != nil {
@@ -461,6 +472,11 @@ func (m *Manager) Prune(ctx context.Context, keep func(*Network) bool) ([]string
 			return removed, err
 		}
 		if len(eps) > 0 {
+			continue
+		}
+		if conns, err := m.connectedTo(n.ID); err != nil {
+			return removed, err
+		} else if len(conns) > 0 {
 			continue
 		}
 		if err := m.removeLocked(ctx, n); err != nil {

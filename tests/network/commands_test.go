@@ -122,7 +122,7 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("networks changed by failed creates:\n%s\nthen\n%s", before, after)
 	}
 
-	for _, spec := range []string{"80:80:80", "70000:80", "80:0", "8080-8081:80", "80/sctp", "abc", "[::1]:80:80"} {
+	for _, spec := range []string{"80:80:80", "70000:80", "80:0", "8080-8081:80-82", "80/sctp", "abc", "[::1]:80:80"} {
 		e.mustFail("invalid port spec", "run", "-d", "-p", spec, "busybox", "sleep", "1")
 	}
 	e.mustFail("network nosuch not found", "run", "-d", "--network", "nosuch", "busybox", "sleep", "1")

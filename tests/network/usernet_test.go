@@ -206,9 +206,57 @@ func TestConnectDisconnect(t *testing.T) {
 	// A stopped container, and the modes without a network of berth's.
 	e.b.MustRun("run", "-d", "--name", "none", "--network", "none", "busybox", "sleep", "600")
 	e.mustFail("private (none) mode", "network", "connect", "side", "none")
-	e.b.MustRun("create", "--name", "stopped", "busybox", "true")
-	e.mustFail("not running", "network", "connect", "side", "stopped")
 	e.mustFail("No such container", "network", "connect", "side", "nosuch")
+}
+
+// `network connect` of a stopped container applies when it starts, and at
+// every start after, as Docker's does, until `network disconnect`; the
+// network cannot be removed meanwhile.
+func TestConnectStopped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.b.MustRun("network", "create", "later")
+	e.b.MustRun("run", "-d", "--name", "peer", "--network", "later", "busybox", "sleep", "600")
+	e.b.MustRun("create", "--name", "s", "busybox", "sleep", "600")
+	e.b.MustRun("network", "connect", "--alias", "sa", "later", "s")
+	if got := e.inspect("s")[0].NetworkSettings.Networks; got["later"] == nil || !slices.Contains(got["later"].Aliases, "sa") {
+		t.Errorf("s's networks after connect while stopped: %s", mustJSON(got))
+	}
+	e.mustFail("already connected", "network", "connect", "later", "s")
+	e.mustFail("invalid IPv4 address", "network", "connect", "--ip", "nonsense", "later", "s")
+	for round := range 2 { // the first start, and one after a stop
+		e.b.MustRun("start", "s")
+		if out := e.b.MustRun("exec", "s", "ip", "-o", "link").Stdout; !slices.Equal(linkNames(out), []string{"eth0", "eth1", "lo"}) {
+			t.Errorf("start %d: s's links %q, want eth0 (bridge), eth1 (later), lo\n%s", round, linkNames(out), out)
+		}
+		ip := e.inspect("s")[0].NetworkSettings.Networks["later"]
+		if ip == nil || ip.IPAddress == "" {
+			t.Fatalf("start %d: s has no address on later: %s", round, mustJSON(e.inspect("s")[0].NetworkSettings.Networks))
+		}
+		for _, name := range []string{"s", "sa"} {
+			if res := e.b.Run("exec", "peer", "nslookup", name); res.Code != 0 || !strings.Contains(res.Stdout, ip.IPAddress) {
+				t.Errorf("start %d: peer: nslookup %s, want %s: %s", round, name, ip.IPAddress, res)
+			}
+		}
+		e.b.MustRun("stop", "-t", "0", "s")
+	}
+	e.b.MustRun("network", "disconnect", "later", "s")
+	if got := e.inspect("s")[0].NetworkSettings.Networks; got["later"] != nil {
+		t.Errorf("s's networks after disconnect while stopped: %s", mustJSON(got))
+	}
+	e.mustFail("is not connected to network later", "network", "disconnect", "later", "s")
+	e.b.MustRun("start", "s")
+	if out := e.b.MustRun("exec", "s", "ip", "-o", "link").Stdout; slices.Contains(linkNames(out), "eth1") {
+		t.Errorf("s has eth1 after disconnect while stopped:\n%s", out)
+	}
+	// A stopped container's connection holds the network; a removed
+	// container's does not.
+	e.b.MustRun("rm", "-f", "s", "peer")
+	e.b.MustRun("create", "--name", "t", "busybox", "true")
+	e.b.MustRun("network", "connect", "later", "t")
+	e.mustFail("has containers connected", "network", "rm", "later")
+	e.b.MustRun("rm", "-f", "t")
+	e.b.MustRun("network", "rm", "later")
 }
 
 func mustJSON(v any) string {
