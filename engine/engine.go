@@ -53,10 +53,11 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Root == "" || opts.RunRoot == "" {
 		return nil, fmt.Errorf("open engine: root and runroot must be set")
 	}
-	for _, d := range []string{opts.Root, opts.RunRoot} {
-		if err := os.MkdirAll(d, 0o711); err != nil {
-			return nil, fmt.Errorf("open engine: %w", err)
-		}
+	if err := os.MkdirAll(opts.Root, 0o711); err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
+	}
+	if err := prepareRunRoot(opts.RunRoot); err != nil {
+		return nil, fmt.Errorf("open engine: %w", err)
 	}
 	cs, err := content.Open(filepath.Join(opts.Root, "content"))
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 func newEngine(t *testing.T) *Engine {
 	t.Helper()
 	dir := t.TempDir()
+	t.Cleanup(func() { testutil.UnmountAll(dir) }) // the run root's tmpfs
 	e, err := New(context.Background(), Options{Root: filepath.Join(dir, "root"), RunRoot: filepath.Join(dir, "run")})
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ cleanup() {
 	"$berth" --runroot "$demo/run" rm -f web app >/dev/null 2>&1 || true
 	[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
 	pkill -f -- "--runroot $demo/run " 2>/dev/null || true
+	umount -R "$demo/run" 2>/dev/null || true # the run root's tmpfs
 	rm -rf "$demo"
 }
 trap cleanup EXIT

@@ -266,7 +266,8 @@ func removeCgroup(dir string) {
 }
 
 // mountsUnder returns the mount points in /proc/self/mountinfo at or below
-// dir.
+// dir, less the tmpfs berth keeps on a run root of its own making (see
+// engine's prepareRunRoot), which no container owns.
 func mountsUnder(dir string) []string {
 	var out []string
 	b, _ := os.ReadFile("/proc/self/mountinfo")
@@ -276,6 +277,9 @@ func mountsUnder(dir string) []string {
 			continue
 		}
 		p := unescapeMount(f[4])
+		if p == dir && len(f) > 8 && f[len(f)-3] == "tmpfs" {
+			continue
+		}
 		if p == dir || strings.HasPrefix(p, dir+"/") {
 			out = append(out, p)
 		}
