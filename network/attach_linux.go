@@ -17,6 +17,7 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -677,14 +678,14 @@ func (m *Manager) Detach(ctx context.Context, containerID string) error {
 
 // Release is Detach for a container whose network namespace goes away
 // next: it has exited, and the caller unmounts its namespace file. Its
-// address, ports and rules are released now, its host veth is only taken
-// off the bridge, and the kernel deletes the veth pair with the namespace
-// (cleanup_net, asynchronously). Deleting a veth here would wait for an RCU
-// grace period, 15-30 ms, before the container could be reported gone;
-// taking it off the bridge does not (~0.1 ms), and leaves nothing on the
-// bridge should the namespace outlive the call (a container that joined it
-// with --network container:). Attach deletes a veth of the same name
-// left from a previous run.
+// address, ports and rules are released now, its host veth's bridge port
+// is only disabled (disablePort), and the kernel deletes the veth pair
+// with the namespace (cleanup_net, asynchronously). Deleting a veth here
+// would wait for an RCU grace period, 15-30 ms, before the container could
+// be reported gone; disabling its port does not (~0.1 ms), and lets
+// nothing through should the namespace outlive the call (a container that
+// joined it with --network container:). Attach deletes a veth of the same
+// name left from a previous run.
 func (m *Manager) Release(ctx context.Context, containerID string) error {
 	return m.detach(ctx, containerID, "", false)
 }
@@ -747,7 +748,7 @@ func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, de
 		if delVeth {
 			err = h.LinkDel(link)
 		} else {
-			err = h.LinkSetNoMaster(link)
+			err = disablePort(link)
 		}
 		if err != nil && !errors.Is(err, unix.ENODEV) {
 			err = fmt.Errorf("detach from %s: veth %s: %w", n.Name, ep.HostVeth, err)
@@ -787,6 +788,33 @@ func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, de
 	}
 	return nil
 }
+
+// disablePort sets a bridge port's state to disabled: the bridge forwards
+// nothing to or from it. Release does it to the veth of an exited
+// container, which the kernel deletes with its namespace: unlike taking it
+// off the bridge (which waits for an RCU grace period while it holds the
+// RTNL lock, ~0.2 ms, far more under load), it waits for nothing, and
+// nothing reaches the bridge through it should the namespace outlive the
+// container. (The vishvananda package has no call for it.)
+func disablePort(link netlink.Link) error {
+	req := nl.NewNetlinkRequest(unix.RTM_SETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_BRIDGE)
+	msg.Index = int32(link.Attrs().Index)
+	req.AddData(msg)
+	info := nl.NewRtAttr(unix.IFLA_PROTINFO|unix.NLA_F_NESTED, nil)
+	info.AddRtAttr(nl.IFLA_BRPORT_STATE, []byte{brStateDisabled})
+	req.AddData(info)
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.EINVAL) {
+			return nil // not a bridge port (any more)
+		}
+		return fmt.Errorf("disable bridge port: %w", err)
+	}
+	return nil
+}
+
+// brStateDisabled is BR_STATE_DISABLED of the kernel's if_bridge.h.
+const brStateDisabled = 0
 
 // teardown removes what a network has in the kernel: its resolver, rules
 // and bridge (`network rm`). Idempotent.

@@ -532,8 +532,8 @@ func TestReleaseLeavesVethToNamespace(t *testing.T) {
 	if n, err := nft.New(m.opts.Table).Count(ep.owner()); err != nil || n != 0 {
 		t.Errorf("%d rules left after Release (%v)", n, err)
 	}
-	if l, err := netlink.LinkByName(ep.HostVeth); err == nil && l.Attrs().MasterIndex != 0 {
-		t.Errorf("veth %s still on the bridge after Release", ep.HostVeth)
+	if st, err := os.ReadFile("/sys/class/net/" + ep.HostVeth + "/brport/state"); err != nil || strings.TrimSpace(string(st)) != "0" {
+		t.Errorf("veth %s: bridge port state %q (%v) after Release, want 0 (disabled)", ep.HostVeth, st, err)
 	}
 	if !linkExists(def.Bridge) {
 		t.Errorf("bridge %s deleted with its last container", def.Bridge)
