@@ -152,6 +152,17 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	var cg *rcgroups.Group
 	var sp *spawned
+	// The cgroup is made while the rest goes on (see below): made gives
+	// the result, once.
+	var made chan error
+	waitMade := func() error {
+		if made == nil {
+			return nil
+		}
+		err := <-made
+		made = nil
+		return err
+	}
 	defer func() {
 		if retErr == nil {
 			return
@@ -162,6 +173,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 			sp.sync.Close()
 		}
 		if cg != nil {
+			_ = waitMade()
 			_ = cg.Destroy()
 		}
 		os.RemoveAll(dir)
@@ -228,6 +240,44 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	if ns.mnt != nil {
 		cfg.MountNSFD = addFile(ns.mnt)
 	}
+	_, forceReexec := os.LookupEnv("BERTH_RUNTIME_REEXEC_INIT")
+	fast := forkinit.Supported(cfg) && !forceReexec
+	// The cgroup is made on another thread while this one saves the spec,
+	// builds the init and clones it. On v2 the init is cloned into its
+	// cgroup (CLONE_INTO_CGROUP), and on v1 a re-executed init is born in
+	// it too (the cloning thread enters it first): the clone waits for the
+	// whole group. On v1 the fast path's child waits only for its
+	// directories (MakeDirs): it makes its mounts and device nodes
+	// meanwhile, then moves itself in while the parent sets the group's
+	// resources.
+	var join []string
+	if fast && !v2 {
+		join = cg.JoinFiles()
+	}
+	late := len(join) > 0
+	syncParent, syncChild, err := syncPair()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if sp == nil {
+			syncParent.Close()
+			syncChild.Close()
+		}
+	}()
+	made = make(chan error, 1)
+	go func() {
+		if !late {
+			made <- cg.Make()
+			return
+		}
+		err := cg.MakeDirs()
+		// The child waits for this before it joins; the byte waits in the
+		// socket if the child is not there yet. A failed write means the
+		// child is gone, which its own message says.
+		_ = forkinit.Go(syncParent, err == nil)
+		made <- err
+	}()
 	sysAttr := &syscall.SysProcAttr{Cloneflags: ns.flags, Setsid: proc.Terminal}
 	if ns.flags&unix.CLONE_NEWUSER != 0 {
 		// Become root of the new user namespace (the mapped uid 0) before
@@ -241,6 +291,29 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		}
 		sysAttr.GidMappingsEnableSetgroups = true
 	}
+	hooks := spec.Hooks
+	if hooks != nil {
+		//lint:ignore SA1019 prestart is deprecated, still honoured
+		cfg.SyncCreateRuntime = len(hooks.CreateRuntime) > 0 || len(hooks.Prestart) > 0
+	}
+
+	st := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: "root", Annotations: spec.Annotations}
+	if h := spec.Hooks; h != nil && (len(h.Poststart) > 0 || len(h.Poststop) > 0) {
+		st.Hooks = &specs.Hooks{Poststart: h.Poststart, Poststop: h.Poststop}
+	}
+	if hooks != nil && (len(hooks.CreateContainer) > 0 || len(hooks.StartContainer) > 0) {
+		// Hooks inside the container see a pid of 0 for now: the init's pid
+		// in the host is not known before clone.
+		cfg.State, _ = json.Marshal(specState(st, Creating))
+	}
+
+	if !late {
+		if err := waitMade(); err != nil {
+			cg = nil // Make left nothing
+			return nil, err
+		}
+		tr.mark("cgroup create")
+	}
 	if v2 {
 		// Born in its cgroup: no window where the init runs outside it, and
 		// no write to cgroup.procs afterwards.
@@ -252,43 +325,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		sysAttr.UseCgroupFD = true
 		sysAttr.CgroupFD = int(d.Fd())
 	}
-	hooks := spec.Hooks
-	if hooks != nil {
-		//lint:ignore SA1019 prestart is deprecated, still honoured
-		cfg.SyncCreateRuntime = len(hooks.CreateRuntime) > 0 || len(hooks.Prestart) > 0
-	}
-
-	st := &saved{ID: id, Bundle: bundle, Rootfs: rootfs, Created: time.Now().UTC(), Owner: "root", Annotations: spec.Annotations}
-	if h := spec.Hooks; h != nil && (len(h.Poststart) > 0 || len(h.Poststop) > 0) {
-		st.Hooks = &specs.Hooks{Poststart: h.Poststart, Poststop: h.Poststop}
-	}
-	// The spec as it was at create: later changes to the bundle do not
-	// affect the container.
-	if err := os.WriteFile(filepath.Join(dir, specFile), rawSpec, 0o600); err != nil {
-		return nil, fmt.Errorf("save spec: %w", err)
-	}
-	if hooks != nil && (len(hooks.CreateContainer) > 0 || len(hooks.StartContainer) > 0) {
-		// Hooks inside the container see a pid of 0 for now: the init's pid
-		// in the host is not known before clone.
-		cfg.State, _ = json.Marshal(specState(st, Creating))
-	}
-
-	_, forceReexec := os.LookupEnv("BERTH_RUNTIME_REEXEC_INIT")
-	fast := forkinit.Supported(cfg) && !forceReexec
-	// On v2 the init is cloned into its cgroup (CLONE_INTO_CGROUP); on v1
-	// a re-executed init is born in it too (the cloning thread enters it
-	// first), while the fast path's child makes its mounts and device
-	// nodes as the parent makes the cgroup, then moves itself in (and the
-	// parent sets the group's resources as the child goes on).
-	late := fast && !v2
-	if !late {
-		if err := cg.Make(); err != nil {
-			cg = nil
-			return nil, err
-		}
-		tr.mark("cgroup create")
-	}
-	sp, err = spawn(ns, sysAttr, opts, files, cg, cfg, fast, late)
+	sp, err = spawn(ns, sysAttr, opts, files, cg, cfg, fast, join, syncParent, syncChild)
 	if err != nil {
 		return nil, err
 	}
@@ -298,14 +335,8 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		// What the child waits for first: a group to join. Its resources
 		// are set below, while the child goes on (before anything of the
 		// container runs: that waits for the init's ready).
-		err := cg.MakeDirs()
-		if gerr := forkinit.Go(sp.sync, err == nil); err == nil && gerr != nil {
-			// The child is gone: its message says why.
-			if _, err = sp.next(); err == nil {
-				err = gerr
-			}
-		}
-		if err != nil {
+		if err := waitMade(); err != nil {
+			cg = nil // MakeDirs left nothing
 			return nil, err
 		}
 		tr.mark("cgroup made (late)")
@@ -327,6 +358,11 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	if err := st.write(dir); err != nil {
 		return nil, err
+	}
+	// The spec as it was at create: later changes to the bundle do not
+	// affect the container. Written while the init works, as the state is.
+	if err := os.WriteFile(filepath.Join(dir, specFile), rawSpec, 0o600); err != nil {
+		return nil, fmt.Errorf("save spec: %w", err)
 	}
 	if late {
 		if err := cg.SetResources(); err != nil {
@@ -377,16 +413,14 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 // namespaces to join; a thread whose namespaces changed is never given back
 // to the Go scheduler.
 //
-// With late set (fast path, cgroup v1), the child joins the cgroup itself
-// once the parent has made it and says so (forkinit.Go).
-func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group, cfg *initproc.Config, fast, late bool) (*spawned, error) {
+// With join set (fast path, cgroup v1: the group's tasks files), the child
+// joins the cgroup itself once the parent has made it and says so
+// (forkinit.Go).
+//
+// parent and childEnd are the sync socket's ends (syncPair): spawn closes
+// the child's end, and the parent's too when it fails.
+func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.File, cg *rcgroups.Group, cfg *initproc.Config, fast bool, join []string, parent, childEnd *os.File) (*spawned, error) {
 	tr := newTracer()
-	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("sync socket: %w", err)
-	}
-	parent := os.NewFile(uintptr(pair[0]), "sync")
-	childEnd := os.NewFile(uintptr(pair[1]), "sync-child")
 	defer childEnd.Close()
 	syncFD := 3 + len(files)
 	files = append(files, childEnd)
@@ -415,11 +449,8 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 
 	var launch func() (*child, error)
 	var prog *forkinit.Program
+	var err error
 	if fast {
-		var join []string
-		if late {
-			join = cg.JoinFiles()
-		}
 		if prog, err = forkinit.Build(cfg, len(keep), syncFD, join); err != nil {
 			parent.Close()
 			return nil, errdefs.InvalidArgument("%v", err)
@@ -477,7 +508,7 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 	// thread is as it was (and may go back to the scheduler).
 	run := func() (*child, bool, error) {
 		var leave func() error
-		if !cg.V2() && !late {
+		if !cg.V2() && len(join) == 0 {
 			var err error
 			if leave, err = cg.EnterThread(); err != nil {
 				return nil, false, err
@@ -532,6 +563,15 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	return &spawned{proc: p, sync: parent, dec: json.NewDecoder(parent), enc: json.NewEncoder(parent), prog: prog}, nil
+}
+
+// syncPair makes the socket the runtime and a starting init talk over.
+func syncPair() (parent, child *os.File, err error) {
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sync socket: %w", err)
+	}
+	return os.NewFile(uintptr(pair[0]), "sync"), os.NewFile(uintptr(pair[1]), "sync-child"), nil
 }
 
 type nsJoin struct {

@@ -118,7 +118,11 @@ func (c *Container) Exec(ctx context.Context, proc *specs.Process, opts ExecOpti
 		defer d.Close()
 		sysAttr.UseCgroupFD, sysAttr.CgroupFD = true, int(d.Fd())
 	}
-	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, c.cg, cfg, false, false)
+	syncParent, syncChild, err := syncPair()
+	if err != nil {
+		return nil, err
+	}
+	sp, err := spawn(ns, sysAttr, Options{Stdin: opts.Stdin, Stdout: opts.Stdout, Stderr: opts.Stderr}, files, c.cg, cfg, false, nil, syncParent, syncChild)
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,7 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 		}
 		p.Flags |= v
 	}
-	a := &asm{}
+	a := &asm{insns: make([]Insn, 0, 512)}
 	// A call from another ABI (i386, x32) gets the default action: this
 	// filter speaks x86-64 numbers only.
 	a.emit(Insn{Code: ldAbsW, K: offArch})
@@ -143,8 +143,14 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 	a.emit(Insn{Code: ldAbsW, K: offNr})
 	a.emit(Insn{Code: jgeK, K: x32SyscallBit, Jf: 1})
 	a.emit(Insn{Code: retK, K: def})
-	// Each call number's rules, in the profile's order.
-	chains := map[uint32]*asm{}
+	// Each call number's rules, in the profile's order: a single return
+	// for a call whose first rule has no conditions, else code.
+	type chain struct {
+		used, final bool
+		ret         Insn
+		code        *asm
+	}
+	chains := make([]chain, 512)
 	var nrs []uint32
 	for i, r := range s.Syscalls {
 		act, err := action(r.Action, r.ErrnoRet)
@@ -159,18 +165,28 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 			if !ok {
 				continue // unknown here, as libseccomp skips it
 			}
-			c := chains[nr]
-			if c == nil {
-				c = &asm{}
-				chains[nr] = c
+			if int(nr) >= len(chains) {
+				chains = append(chains, make([]chain, int(nr)+1-len(chains))...)
+			}
+			c := &chains[nr]
+			if !c.used {
+				c.used = true
 				nrs = append(nrs, nr)
 			}
 			if c.final {
 				continue // an earlier rule matches every call of nr
 			}
-			if err := c.rule(r.Args, act); err != nil {
+			if len(r.Args) == 0 && c.code == nil {
+				c.ret, c.final = Insn{Code: retK, K: act}, true
+				continue
+			}
+			if c.code == nil {
+				c.code = &asm{}
+			}
+			if err := c.code.rule(r.Args, act); err != nil {
 				return nil, fmt.Errorf("rule %d (%s): %w", i, name, err)
 			}
+			c.final = c.code.final
 		}
 	}
 	slices.Sort(nrs)
@@ -178,28 +194,33 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 	// whose rules all return the same action at once, one number whose
 	// rules have conditions, or a gap that gets the default.
 	var runs []run
-	add := func(lo uint32, insns []Insn) {
-		if n := len(runs); n > 0 && len(insns) == 1 && len(runs[n-1].insns) == 1 && runs[n-1].insns[0] == insns[0] {
+	add := func(lo uint32, ret Insn, code []Insn) {
+		if n := len(runs); n > 0 && code == nil && runs[n-1].code == nil && runs[n-1].ret == ret {
 			return // the same single return: the run goes on
 		}
-		runs = append(runs, run{lo, insns})
+		runs = append(runs, run{lo, ret, code})
 	}
+	ret := Insn{Code: retK, K: def}
 	next := uint32(0)
 	for _, nr := range nrs {
 		if nr > next {
-			add(next, []Insn{{Code: retK, K: def}})
+			add(next, ret, nil)
 		}
-		c := chains[nr]
-		if !c.final {
-			// Rules with conditions fall through to the default.
-			c.emit(Insn{Code: retK, K: def})
+		c := &chains[nr]
+		if c.code == nil {
+			add(nr, c.ret, nil)
+		} else {
+			if !c.final {
+				// Rules with conditions fall through to the default.
+				c.code.emit(ret)
+			}
+			add(nr, Insn{}, c.code.insns)
 		}
-		add(nr, c.insns)
 		next = nr + 1
 	}
-	add(next, []Insn{{Code: retK, K: def}})
+	add(next, ret, nil)
 	// The accumulator holds the call number: a binary search for its run.
-	a.insns = append(a.insns, tree(runs)...)
+	a.insns = tree(a.insns, runs)
 	if len(a.insns) > 4096 {
 		return nil, fmt.Errorf("program too long (%d instructions)", len(a.insns))
 	}
@@ -207,28 +228,47 @@ func Compile(s *specs.LinuxSeccomp) (*Program, error) {
 	return p, nil
 }
 
-// run is the code for call numbers from lo up to the next run's lo.
+// run is the code for call numbers from lo up to the next run's lo: a
+// single return (ret) or, for a call with conditions, code.
 type run struct {
-	lo    uint32
-	insns []Insn
+	lo   uint32
+	ret  Insn
+	code []Insn
 }
 
-// tree returns code that finds the accumulator's run among runs (sorted,
-// the first starting at 0) and runs its code.
-func tree(runs []run) []Insn {
+// size is how long tree's code for runs is.
+func size(runs []run) int {
 	if len(runs) == 1 {
-		return runs[0].insns
+		if runs[0].code == nil {
+			return 1
+		}
+		return len(runs[0].code)
 	}
 	mid := len(runs) / 2
-	lo, hi := tree(runs[:mid]), tree(runs[mid:])
-	var out []Insn
-	if len(lo) <= 255 {
-		out = append(out, Insn{Code: jgeK, K: runs[mid].lo, Jt: uint8(len(lo))})
+	lo := size(runs[:mid])
+	if lo <= 255 {
+		return 1 + lo + size(runs[mid:])
+	}
+	return 2 + lo + size(runs[mid:])
+}
+
+// tree appends to out code that finds the accumulator's run among runs
+// (sorted, the first starting at 0) and runs its code.
+func tree(out []Insn, runs []run) []Insn {
+	if len(runs) == 1 {
+		if runs[0].code == nil {
+			return append(out, runs[0].ret)
+		}
+		return append(out, runs[0].code...)
+	}
+	mid := len(runs) / 2
+	if lo := size(runs[:mid]); lo <= 255 {
+		out = append(out, Insn{Code: jgeK, K: runs[mid].lo, Jt: uint8(lo)})
 	} else {
 		// Too far for a conditional jump: over a jump.
-		out = append(out, Insn{Code: jgeK, K: runs[mid].lo, Jf: 1}, Insn{Code: ja, K: uint32(len(lo))})
+		out = append(out, Insn{Code: jgeK, K: runs[mid].lo, Jf: 1}, Insn{Code: ja, K: uint32(lo)})
 	}
-	return append(append(out, lo...), hi...)
+	return tree(tree(out, runs[:mid]), runs[mid:])
 }
 
 func action(a specs.LinuxSeccompAction, errnoRet *uint) (uint32, error) {

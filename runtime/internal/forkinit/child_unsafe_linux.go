@@ -25,6 +25,7 @@ const (
 	kGo                  // wait for the parent's go-ahead (one zero byte)
 	kWriteFile           // open a file, write a value, close it
 	kDropBounding        // drop capabilities from the bounding set
+	kBindTree            // make a directory and bind a tree there, with attributes
 )
 
 // op is one step of the child's program. It holds no Go pointers: the
@@ -48,6 +49,8 @@ type scratch struct {
 	stat   unix.Stat_t
 	statfs unix.Statfs_t
 	msg    [4]uint32
+	attr   unix.MountAttr
+	empty  [1]byte // ""
 	found  uintptr
 	one    [1]byte
 	// sigmask is the forking thread's signal mask, restored before exec.
@@ -259,6 +262,40 @@ func step(o *op, s *scratch, syncFD uintptr) uintptr {
 		}
 		_, _, e = unix.RawSyscall(unix.SYS_WRITE, fd, o.a[1], o.a[2])
 		unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		return uintptr(e)
+	case kBindTree:
+		// a: source, directory fd, name, attributes (to set | to clear<<32),
+		// flags for a remount, /proc/self/fd/<directory fd>/<name>
+		_, _, e := unix.RawSyscall(unix.SYS_MKDIRAT, o.a[1], o.a[2], 0o755)
+		if e != 0 && e != unix.EEXIST {
+			return uintptr(e)
+		}
+		empty := uintptr(unsafe.Pointer(&s.empty[0]))
+		fd, _, e := unix.RawSyscall(unix.SYS_OPEN_TREE, atFDCWD, o.a[0], unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if e == 0 {
+			s.attr = unix.MountAttr{Attr_set: uint64(o.a[3] & 0xffffffff), Attr_clr: uint64(o.a[3] >> 32)}
+			_, _, e = unix.RawSyscall6(unix.SYS_MOUNT_SETATTR, fd, empty, unix.AT_EMPTY_PATH, uintptr(unsafe.Pointer(&s.attr)), unsafe.Sizeof(s.attr), 0)
+			if e == 0 {
+				_, _, e = unix.RawSyscall6(unix.SYS_MOVE_MOUNT, fd, empty, o.a[1], o.a[2], unix.MOVE_MOUNT_F_EMPTY_PATH, 0)
+			}
+			unix.RawSyscall(unix.SYS_CLOSE, fd, 0, 0)
+		}
+		if e != unix.ENOSYS {
+			return uintptr(e)
+		}
+		// No new mount API: bind, then remount, keeping the flags the
+		// kernel locks.
+		_, _, e = unix.RawSyscall6(unix.SYS_MOUNT, o.a[0], o.a[5], 0, unix.MS_BIND|unix.MS_REC, 0, 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		_, _, e = unix.RawSyscall(unix.SYS_STATFS, o.a[5], uintptr(unsafe.Pointer(&s.statfs)), 0)
+		if e != 0 {
+			return uintptr(e)
+		}
+		locked := uintptr(unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC | unix.MS_NOATIME | unix.MS_NODIRATIME | unix.MS_RELATIME)
+		flags := o.a[4] | uintptr(s.statfs.Flags)&locked | unix.MS_BIND | unix.MS_REMOUNT
+		_, _, e = unix.RawSyscall6(unix.SYS_MOUNT, 0, o.a[5], 0, flags, 0, 0)
 		return uintptr(e)
 	case kDropBounding:
 		// a: mask of the capabilities to drop, last capability

@@ -434,12 +434,17 @@ func (b *builder) mountCgroup(c *initproc.Config, m specs.Mount, flags uintptr) 
 		}
 	}
 	sort.Strings(names)
+	// The tmpfs is new and empty: each hierarchy's directory is made in
+	// it, and its group bound there, from the tmpfs's root (no walk from
+	// the rootfs's for each one).
+	b.openIn(m.Destination, false, slotT2)
+	bind := flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	set, clr := mountAttrs(bind)
+	dir := b.slot(slotT2)
 	for _, name := range names {
-		dest := path.Join(m.Destination, name)
-		b.openIn(dest, false, slotT2)
-		b.mount("bind cgroup "+name, b.str(cg.Paths[name]), b.fdPath(slotT2), "", unix.MS_BIND|unix.MS_REC, "")
-		b.openIn(dest, false, slotT2)
-		b.remount("bind cgroup "+name, b.fdPath(slotT2), flags|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC)
+		o := op{kind: kBindTree}
+		o.a = [6]uintptr{b.str(cg.Paths[name]), dir, b.str(name), uintptr(set | clr<<32), bind, b.str("/proc/self/fd/" + strconv.Itoa(int(dir)) + "/" + name)}
+		b.add("bind cgroup "+name, o)
 	}
 	if flags&unix.MS_RDONLY != 0 {
 		b.openIn(m.Destination, false, slotT2)
@@ -491,6 +496,33 @@ func (b *builder) devices(spec *specs.Spec) error {
 		o.ok = [2]uintptr{uintptr(unix.EEXIST)}
 	}
 	return nil
+}
+
+// mountAttrs turns mount flags into mount_setattr's attributes to set and
+// to clear: the flags the kernel would set on a bind remount with flags.
+func mountAttrs(flags uintptr) (set, clr uint64) {
+	for _, f := range [][2]uint64{
+		{unix.MS_RDONLY, unix.MOUNT_ATTR_RDONLY}, {unix.MS_NOSUID, unix.MOUNT_ATTR_NOSUID},
+		{unix.MS_NODEV, unix.MOUNT_ATTR_NODEV}, {unix.MS_NOEXEC, unix.MOUNT_ATTR_NOEXEC},
+		{unix.MS_NODIRATIME, unix.MOUNT_ATTR_NODIRATIME},
+	} {
+		if uint64(flags)&f[0] != 0 {
+			set |= f[1]
+		} else {
+			clr |= f[1]
+		}
+	}
+	// relatime unless noatime or strictatime, as mount(2) does.
+	clr |= unix.MOUNT_ATTR__ATIME
+	switch {
+	case flags&unix.MS_NOATIME != 0:
+		set |= unix.MOUNT_ATTR_NOATIME
+	case flags&unix.MS_STRICTATIME != 0:
+		set |= unix.MOUNT_ATTR_STRICTATIME
+	default:
+		set |= unix.MOUNT_ATTR_RELATIME
+	}
+	return set, clr
 }
 
 // enterRoot: see initproc's enterRoot for the pivot_root(".", ".") trick.
