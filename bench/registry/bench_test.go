@@ -10,7 +10,10 @@
 //
 // Each row runs -runs times per side (default 10), sides interleaved, and
 // prints medians and the ratio berth/distribution (above 1: berth is
-// faster; for p99, below 1 is). It asserts nothing. Run it with:
+// faster; for p99, below 1 is). The skopeo rows also print skopeo's copies
+// to and from a registry that does nothing (nothingRegistry: skopeo's own
+// cost, which bounds what any registry can reach with it) and each
+// registry's CPU time a copy. It asserts nothing. Run it with:
 //
 //	BERTH_BENCH=1 go test -v -timeout 30m -run Compare ./bench/registry/
 //
