@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/lease"
+	"github.com/berth-dev/berth/snapshot"
 )
 
 // Change is one line of `diff`: Kind is 'A' (added), 'C' (changed) or 'D'
@@ -31,18 +32,20 @@ type Change struct {
 }
 
 // Diff lists what changed in the container's file system since it was
-// made from its image, as docker diff does: from the overlay upper
-// directory, where a whiteout is a deletion and an entry that the layers
-// below also have is a change.
+// made from its image, as docker diff does: from its changes laid out as
+// an overlay upper directory, where a whiteout is a deletion and an entry
+// that the layers below also have is a change.
 func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	c, err := e.Container(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	upper, lowers, err := e.overlayDirs(ctx, c)
+	ch, err := e.changes(ctx, c)
 	if err != nil {
 		return nil, err
 	}
+	defer ch.Release()
+	upper, lowers := ch.Upper, ch.Lowers
 	var out []Change
 	err = filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -80,29 +83,14 @@ func (e *Engine) Diff(ctx context.Context, ref string) ([]Change, error) {
 	return out, nil
 }
 
-// overlayDirs returns the container's upper directory and the layer
-// directories below it, top first.
-func (e *Engine) overlayDirs(ctx context.Context, c *container.Container) (string, []string, error) {
-	if e.snaps.Driver() != "overlay" {
-		return "", nil, errdefs.NotImplemented("diff and commit need the overlay storage driver, not %s", e.snaps.Driver())
-	}
-	upper, err := e.snaps.UpperDir(ctx, c.Berth.RootfsKey)
+// changes returns what the container changed in its file system, as an
+// overlay upper directory (see snapshot.Changes), and the layers below it.
+func (e *Engine) changes(ctx context.Context, c *container.Container) (snapshot.Changes, error) {
+	ch, err := e.snaps.Changes(ctx, c.Berth.RootfsKey)
 	if err != nil {
-		return "", nil, fmt.Errorf("container %s: %w", c.ID[:12], err)
+		return ch, fmt.Errorf("container %s: %w", c.ID[:12], err)
 	}
-	mounts, err := e.snaps.Mounts(ctx, c.Berth.RootfsKey)
-	if err != nil {
-		return "", nil, fmt.Errorf("container %s: %w", c.ID[:12], err)
-	}
-	var lowers []string
-	for _, m := range mounts {
-		for _, o := range m.Options {
-			if l, ok := strings.CutPrefix(o, "lowerdir="); ok {
-				lowers = append(lowers, strings.Split(l, ":")...)
-			}
-		}
-	}
-	return upper, lowers, nil
+	return ch, nil
 }
 
 // CommitOptions are `commit`'s flags.
@@ -154,10 +142,6 @@ func (e *Engine) Commit(ctx context.Context, ref string, opts CommitOptions) (id
 	if err != nil {
 		return "", errdefs.DataCorrupt("commit: image manifest: %v", err)
 	}
-	upper, _, err := e.overlayDirs(ctx, c)
-	if err != nil {
-		return "", err
-	}
 
 	now := time.Now().UTC()
 	cfg := *pcfg
@@ -186,7 +170,13 @@ func (e *Engine) Commit(ctx context.Context, ref string, opts CommitOptions) (id
 			defer rt.Resume(context.WithoutCancel(ctx), c.ID)
 		}
 	}
-	if err := diffLayer(ctx, w, upper); err != nil {
+	ch, err := e.changes(ctx, c)
+	if err != nil {
+		return "", err
+	}
+	err = diffLayer(ctx, w, ch.Upper)
+	ch.Release()
+	if err != nil {
 		return "", fmt.Errorf("commit: %w", err)
 	}
 	diffID := w.Digest()

@@ -103,8 +103,25 @@ type Snapshotter interface {
 	// writable snapshot key: the overlay upper directory (see archive.Diff),
 	// or for native the whole root filesystem.
 	UpperDir(ctx context.Context, key string) (string, error)
+	// Changes returns what the writable snapshot key changed over its
+	// parent, in an overlay upper directory (see Changes).
+	Changes(ctx context.Context, key string) (Changes, error)
 
 	// Usage returns the disk space the directory of the layer chainID uses
 	// now, in bytes.
 	Usage(ctx context.Context, chainID digest.Digest) (int64, error)
+}
+
+// Changes are what a writable snapshot changed over its parent, laid out as
+// an overlay upper directory: every added or changed entry, with its
+// parent directories, and a whiteout (a 0/0 character device) for every
+// deleted one, which is what archive.Diff makes a layer of.
+type Changes struct {
+	// Upper is that directory.
+	Upper string
+	// Lowers are the directories of the parent's layers, top first: an
+	// entry of Upper that one of them has is a change, not an addition.
+	Lowers []string
+	// Release frees what Changes made; Upper is gone after it.
+	Release func()
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		{"Metadata", testMetadata},
 		{"RemoveLayerInUse", testRemoveLayerInUse},
 		{"ManyLayers", testManyLayers},
+		{"Changes", testChanges},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -331,6 +332,54 @@ func testWhiteouts(t *testing.T, s snapshot.Snapshotter, root string) {
 	want := []string{"./", "a/", "a/keep", "b/", "b/z"}
 	if got := files(t, target); !slices.Equal(got, want) {
 		t.Errorf("mounted tree = %v, want %v", got, want)
+	}
+}
+
+// testChanges changes a mounted snapshot and reads its changes back as a
+// layer: what was added, changed and deleted, nothing else.
+func testChanges(t *testing.T, s snapshot.Snapshotter, root string) {
+	l1 := id("l1")
+	createLayer(t, s, l1, "", layer(t,
+		file{name: "same/"}, file{name: "same/file", data: "s"},
+		file{name: "etc/"}, file{name: "etc/conf", data: "old"}, file{name: "etc/gone", data: "g"},
+		file{name: "tree/"}, file{name: "tree/leaf", data: "l"}))
+	target := mount(t, s, "c", l1)
+	for _, err := range []error{
+		os.WriteFile(filepath.Join(target, "etc/conf"), []byte("new!"), 0o644),
+		os.Remove(filepath.Join(target, "etc/gone")),
+		os.RemoveAll(filepath.Join(target, "tree")),
+		os.MkdirAll(filepath.Join(target, "added/sub"), 0o755),
+		os.WriteFile(filepath.Join(target, "added/sub/f"), []byte("a"), 0o600),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, err := s.Changes(context.Background(), "c")
+	if err != nil {
+		t.Fatalf("Changes: %v", err)
+	}
+	var buf bytes.Buffer
+	if err := archive.Diff(context.Background(), &buf, ch.Upper); err != nil {
+		t.Fatalf("archive.Diff of the changes: %v", err)
+	}
+	got := listTar(t, buf.Bytes())
+	for _, want := range []string{"added/sub/f", "etc/conf", "etc/.wh.gone", ".wh.tree"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the changes' layer lacks %s:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "same") || strings.Contains(got, "tree/leaf") {
+		t.Errorf("the changes' layer holds what did not change:\n%s", got)
+	}
+	if len(ch.Lowers) == 0 {
+		t.Errorf("Changes gave no lower directories")
+	} else if _, err := os.Stat(filepath.Join(ch.Lowers[0], "etc/gone")); err != nil {
+		t.Errorf("the lower directory lacks the parent's etc/gone: %v", err)
+	}
+	ch.Release()
+	if _, err := s.Changes(context.Background(), "missing"); !errdefs.IsNotFound(err) {
+		t.Errorf("Changes of a missing snapshot = %v, want not found", err)
 	}
 }
 

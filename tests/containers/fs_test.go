@@ -183,13 +183,22 @@ func TestExport(t *testing.T) {
 }
 
 // TestDiffAndCommit changes a container, lists the changes, commits them
-// and runs the new image.
+// and runs the new image, on both storage drivers.
 func TestDiffAndCommit(t *testing.T) {
-	e := newEnv(t)
+	for _, driver := range []string{"overlay", "native"} {
+		t.Run(driver, func(t *testing.T) { testDiffAndCommit(t, driver) })
+	}
+}
+
+func testDiffAndCommit(t *testing.T, driver string) {
+	e := newEnvDriver(t, driver)
+	if got := e.must("info", "--format", "{{.Driver}}"); got != driver {
+		t.Fatalf("storage driver %q, want %s", got, driver)
+	}
 	e.must("run", "-d", "--name", "dc", "busybox", "sleep", "1007")
-	e.must("exec", "dc", "sh", "-c", "echo new > /added && echo more >> /etc/passwd && rm /bin/vi")
+	e.must("exec", "dc", "sh", "-c", "echo new > /added && echo more >> /etc/passwd && rm /bin/vi && mkdir -p /new/dir && rm -r /root")
 	diff := strings.Split(e.must("diff", "dc"), "\n")
-	for _, want := range []string{"A /added", "C /etc", "C /etc/passwd", "C /bin", "D /bin/vi"} {
+	for _, want := range []string{"A /added", "C /etc", "C /etc/passwd", "C /bin", "D /bin/vi", "A /new", "A /new/dir", "D /root"} {
 		if !slices.Contains(diff, want) {
 			t.Errorf("diff lacks %q:\n%s", want, strings.Join(diff, "\n"))
 		}
@@ -209,6 +218,9 @@ func TestDiffAndCommit(t *testing.T) {
 	}
 	if res := e.run("run", "--rm", "committed:v1", "ls", "/bin/vi"); res.Code == 0 {
 		t.Errorf("/bin/vi, deleted before the commit, is in the image: %s", res)
+	}
+	if res := e.run("run", "--rm", "committed:v1", "ls", "-d", "/new/dir", "/root"); !strings.Contains(res.Stdout, "/new/dir") || !strings.Contains(res.Stderr, "/root") {
+		t.Errorf("the committed image should have /new/dir and no /root: %s", res)
 	}
 	if out := e.must("run", "--rm", "committed:v1", "tail", "-n1", "/etc/passwd"); out != "more" {
 		t.Errorf("the changed /etc/passwd ends in %q", out)

@@ -29,10 +29,20 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvDriver(t, "")
+}
+
+// newEnvDriver is newEnv with the storage driver named (the default when
+// empty).
+func newEnvDriver(t *testing.T, driver string) *env {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("containers need root")
 	}
 	e := &env{Berth: testutil.NewBerth(t), t: t}
+	if driver != "" {
+		e.Env = append(e.Env, "BERTH_STORAGE_DRIVER="+driver)
+	}
 	// Registered after NewBerth's cleanup, so it runs before the roots are
 	// unmounted and removed.
 	t.Cleanup(e.cleanup)
