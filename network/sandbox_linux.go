@@ -65,8 +65,33 @@ func NewSandbox() (*Sandbox, error) {
 		s.Close()
 		return nil, errors.New("sandbox: the kernel did not say which link is the veth's peer")
 	}
+	if err := noLinkLocal(h, l, s.inside, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.peerIndex}}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
 	return s, nil
 }
+
+// noLinkLocal gives a veth pair, through host (the host end's namespace)
+// and inside (the other's), no IPv6 link-local address: berth's networks
+// are IPv4 only, and as Docker does for those, the pair does no IPv6
+// (no duplicate address detection, router solicitation or MLD reports as
+// it comes up).
+func noLinkLocal(host *netlink.Handle, hostEnd netlink.Link, inside *netlink.Handle, peer netlink.Link) error {
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+		return nil // no IPv6 in this kernel
+	}
+	if err := host.LinkSetIP6AddrGenMode(hostEnd, ip6AddrGenModeNone); err != nil {
+		return fmt.Errorf("veth %s: no IPv6 link-local address: %w", hostEnd.Attrs().Name, err)
+	}
+	if err := inside.LinkSetIP6AddrGenMode(peer, ip6AddrGenModeNone); err != nil {
+		return fmt.Errorf("veth %s's peer: no IPv6 link-local address: %w", hostEnd.Attrs().Name, err)
+	}
+	return nil
+}
+
+// ip6AddrGenModeNone is IN6_ADDR_GEN_MODE_NONE of the kernel's if_link.h.
+const ip6AddrGenModeNone = 1
 
 // newSandboxNetns makes the namespace and its netlink handle, and sets lo
 // up, on a thread locked to the goroutine, which goes back to the

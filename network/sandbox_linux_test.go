@@ -82,6 +82,14 @@ func TestAttachSandbox(t *testing.T) {
 	if eth.Attrs().HardwareAddr.String() != "02:42:aa:bb:cc:dd" {
 		t.Errorf("eth0 MAC %s", eth.Attrs().HardwareAddr)
 	}
+	if a6, err := h.AddrList(eth, unix.AF_INET6); err != nil || len(a6) > 0 {
+		t.Errorf("eth0 has IPv6 addresses %v (%v), want none on an IPv4 network", a6, err)
+	}
+	if hl, err := netlink.LinkByName(ep.HostVeth); err == nil {
+		if a6, err := netlink.AddrList(hl, unix.AF_INET6); err != nil || len(a6) > 0 {
+			t.Errorf("host veth %s has IPv6 addresses %v (%v)", ep.HostVeth, a6, err)
+		}
+	}
 	routes, err := h.RouteList(nil, unix.AF_INET)
 	h.Close()
 	if err != nil {
