@@ -48,6 +48,10 @@ type execIO struct {
 	stdio         [3]*os.File
 	consoleSocket string
 	detach        bool
+	// subreaper says the caller is a child subreaper (the monitor), to
+	// which a detached process an external runtime leaves comes, to be
+	// waited for.
+	subreaper bool
 }
 
 // execProcess is a process an OCI runtime started with Exec.
@@ -65,11 +69,8 @@ type execProcess interface {
 // come as an *ExitError worded as Docker words them. With opts.Detach it
 // returns once the process runs.
 //
-// A detached process is reaped as the second child of a double fork: the
-// calling process is its parent and does not wait for it; when a short
-// lived caller (the CLI) exits, the orphan goes to init or the nearest
-// subreaper, and a long-lived caller (berth serve) reaps it from a
-// goroutine.
+// A detached process (without a terminal) is started by the container's
+// monitor, which is its parent and reaps it.
 func (e *Engine) ExecContainer(ctx context.Context, ref string, opts ExecOptions, streams *Streams) (int, error) {
 	c, err := e.Container(ctx, ref)
 	if err != nil {
@@ -101,6 +102,16 @@ func (e *Engine) ExecContainer(ctx context.Context, ref string, opts ExecOptions
 	if opts.Tty {
 		return e.execTerminal(ctx, c.ID, c.State.Pid, rt, proc, opts.Detach, streams)
 	}
+	if opts.Detach {
+		// The monitor starts it, so that it is the process's parent and
+		// reaps it when it exits, as it does the container's init.
+		conn, _, err := e.ask(ctx, monitor.Request{Op: "exec", ID: c.ID, Process: proc})
+		if err != nil {
+			return 0, err
+		}
+		conn.Close()
+		return 0, nil
+	}
 	pio, err := newPipeIO(streams, opts.Detach)
 	if err != nil {
 		return 0, err
@@ -110,10 +121,6 @@ func (e *Engine) ExecContainer(ctx context.Context, ref string, opts ExecOptions
 	pio.started()
 	if err != nil {
 		return 0, execError(err)
-	}
-	if opts.Detach {
-		go p.Wait()
-		return 0, nil
 	}
 	stop := forwardSignals(p, streams.Signals)
 	code, err := p.Wait()
@@ -485,9 +492,11 @@ func (r externalRuntime) Exec(ctx context.Context, id string, proc *specs.Proces
 		msg, _ := os.ReadFile(logFile)
 		return nil, fmt.Errorf("%s exec: %v: %s", filepath.Base(r.bin), err, strings.TrimSpace(string(msg)))
 	}
-	if o.detach {
+	if o.detach && !o.subreaper {
 		return doneProcess{}, nil
 	}
+	// The orphan came to this process, a subreaper (the monitor, or a
+	// terminal's caller above): its status can be waited for.
 	pb, err := os.ReadFile(pidFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s exec: pid file: %w", filepath.Base(r.bin), err)
@@ -643,4 +652,43 @@ func lastLogMessage(log string) string {
 		}
 	}
 	return last
+}
+
+// exec starts a detached process in a running container for a client: the
+// monitor is the process's parent (or, for a runtime that double-forks,
+// the subreaper it falls to) and reaps it.
+func (m *monitorServer) exec(ctx context.Context, c *monitor.Conn, req monitor.Request) {
+	if req.Process == nil {
+		c.WriteJSON(errResponse(errdefs.InvalidArgument("exec: no process")))
+		return
+	}
+	rec, err := m.e.containers.Get(ctx, req.ID)
+	if err == nil && !rec.State.Running {
+		err = errdefs.Conflict("container %s is not running", rec.ID)
+	}
+	var rt ociRuntime
+	if err == nil {
+		rt, err = m.e.ociRuntimeFor(rec.HostConfig.Runtime)
+	}
+	var null *os.File
+	if err == nil {
+		null, err = os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	}
+	if err != nil {
+		c.WriteJSON(errResponse(err))
+		return
+	}
+	p, err := rt.Exec(context.WithoutCancel(ctx), rec.ID, req.Process, execIO{stdio: [3]*os.File{null, null, null}, detach: true, subreaper: true})
+	null.Close()
+	if err != nil {
+		resp := errResponse(execError(err))
+		var ee *ExitError
+		if errors.As(execError(err), &ee) {
+			resp.ExitCode = ee.Code
+		}
+		c.WriteJSON(resp)
+		return
+	}
+	go p.Wait()
+	c.WriteJSON(monitor.Response{})
 }

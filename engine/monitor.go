@@ -247,6 +247,8 @@ func (m *monitorServer) handle(ctx context.Context, c *monitor.Conn) {
 		m.attach(ctx, c, req)
 	case "wait":
 		m.wait(ctx, c, req)
+	case "exec":
+		m.exec(ctx, c, req)
 	default:
 		c.WriteJSON(monitor.Response{Error: fmt.Sprintf("unknown monitor request %q", req.Op)})
 	}

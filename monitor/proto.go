@@ -7,17 +7,22 @@ import (
 	"fmt"
 	"io"
 	"net"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Request is what a client asks of the monitor; one per connection.
 type Request struct {
-	Op string // "start", "attach", "wait", "ping"
+	Op string // "start", "attach", "wait", "exec", "ping"
 	ID string // container ID
 	// Attach streams the container's stdio over the connection (start and
 	// attach); Stdin also forwards the client's input.
 	Attach, Stdin bool
 	// Condition for wait: "not-running" (default), "next-exit", "removed".
 	Condition string
+	// Process is what an "exec" request starts in the container, detached:
+	// the monitor is its parent and reaps it.
+	Process *specs.Process `json:",omitempty"`
 }
 
 // Response answers a request. For an attached start it comes first, then

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestExec runs processes in a running container: in its namespaces,
@@ -214,4 +216,67 @@ func nobodyHome(t *testing.T, e *env) string {
 	}
 	t.Fatal("no nobody in the busybox image's /etc/passwd")
 	return ""
+}
+
+// TestExecDetachedIsReaped: a detached exec's process is a child of the
+// container's monitor (not of the short-lived CLI, whose orphans the
+// host's init reaps when it gets to it), and is reaped as soon as it
+// exits, with berth's runtime and with runc.
+func TestExecDetachedIsReaped(t *testing.T) {
+	runtimes := []string{"berth"}
+	if _, err := exec.LookPath("runc"); err == nil {
+		runtimes = append(runtimes, "runc")
+	}
+	for i, rt := range runtimes {
+		t.Run(rt, func(t *testing.T) {
+			e := newEnv(t)
+			e.must("run", "-d", "--runtime", rt, "--name", "xd", "busybox", "sleep", "1012")
+			arg := strconv.Itoa(1013 + i)
+			e.must("exec", "-d", "xd", "sleep", arg)
+			var pid int
+			e.waitFor("the detached process runs", func() bool {
+				pid = processWithArgs("sleep", arg)
+				return pid > 0
+			})
+			mons := monitorPids(e.RunRoot)
+			if ppid := parentPid(t, pid); len(mons) != 1 || ppid != mons[0] {
+				t.Fatalf("the detached process's parent is %d, want the monitor %v", ppid, mons)
+			}
+			if err := unix.Kill(pid, unix.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			e.waitFor("the monitor reaps the detached process", func() bool {
+				_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+				return err != nil
+			})
+		})
+	}
+}
+
+// processWithArgs finds a process whose command line is exactly args.
+func processWithArgs(args ...string) int {
+	ents, _ := os.ReadDir("/proc")
+	want := strings.Join(args, "\x00") + "\x00"
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline"); err == nil && string(b) == want {
+			return pid
+		}
+	}
+	return 0
+}
+
+func parentPid(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
