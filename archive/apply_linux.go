@@ -237,7 +237,7 @@ func (a *applier) entry(hdr *tar.Header) error {
 	}
 	dir, base := path.Dir(p), path.Base(p)
 
-	if strings.HasPrefix(base, whiteoutPrefix) {
+	if strings.HasPrefix(base, whiteoutPrefix) && a.mode != WhiteoutNone {
 		return a.whiteout(hdr.Name, dir, base)
 	}
 	if p == "." {

@@ -388,6 +388,17 @@ func TestApplyWhiteouts(t *testing.T) {
 			t.Errorf("c/n = %q, want it kept", b)
 		}
 	})
+	t.Run("none", func(t *testing.T) {
+		d := t.TempDir()
+		lower(t, d)
+		if _, err := apply(t, d, layer(t, entries...), WhiteoutNone); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"a/", "a/.wh.x", "a/keep", "a/x", "b/", "b/.wh..wh..opq", "b/sub/", "b/sub/new", "b/sub/old", "b/y", "b/z", "c/", "c/.wh.n", "c/n"}
+		if got := tree(t, d); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("tree = %v, want %v (.wh. names as plain files)", got, want)
+		}
+	})
 }
 
 // tree lists the paths under d, directories with a trailing slash.

@@ -101,6 +101,9 @@ const (
 	// WhiteoutDelete removes the whited-out paths from the directory, which
 	// must hold a full copy of the parent layer (the copy-based snapshotter).
 	WhiteoutDelete
+	// WhiteoutNone reads no whiteouts: a `.wh.x` entry is a file of that
+	// name, as in an archive that is not a layer (what `cp` copies in).
+	WhiteoutNone
 )
 
 func (m WhiteoutMode) String() string {
@@ -109,6 +112,8 @@ func (m WhiteoutMode) String() string {
 		return "overlay"
 	case WhiteoutDelete:
 		return "delete"
+	case WhiteoutNone:
+		return "none"
 	}
 	return fmt.Sprintf("WhiteoutMode(%d)", int(m))
 }

@@ -236,7 +236,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dstPath string, 
 			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 				return errdefs.InvalidArgument("destination \"%s:%s\" must be a directory", c.DisplayName(), dstPath)
 			}
-			_, err = archive.Apply(ctx, dir, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+			_, err = archive.Apply(ctx, dir, r, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 			return err
 		}
 		dst, err := resolveInRoot(root, dstPath)
@@ -265,7 +265,7 @@ func (e *Engine) CopyToContainer(ctx context.Context, ref, src, dstPath string, 
 func unpackCopy(ctx context.Context, plan copyPlan, src copySource, owner *[2]int) error {
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(writeCopyTar(ctx, pw, src, plan.name, owner)) }()
-	_, err := archive.Apply(ctx, plan.dir, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+	_, err := archive.Apply(ctx, plan.dir, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	pr.CloseWithError(err)
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", src.base, err)

@@ -269,7 +269,7 @@ func copyUp(ctx context.Context, rootfs, dst, data string) error {
 	os.Chmod(data, st.Mode().Perm())
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(archive.WriteTar(ctx, pw, src)) }()
-	_, err = archive.Apply(ctx, data, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutDelete})
+	_, err = archive.Apply(ctx, data, pr, archive.ApplyOptions{Whiteouts: archive.WhiteoutNone})
 	pr.Close()
 	return err
 }

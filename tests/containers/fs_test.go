@@ -110,6 +110,26 @@ func TestCp(t *testing.T) {
 	}
 }
 
+// TestCpWhiteoutNames: a file whose name looks like a layer's whiteout
+// (.wh.x) is copied in as that file, not read as the deletion of x, into
+// a stopped container as into a running one.
+func TestCpWhiteoutNames(t *testing.T) {
+	e := newEnv(t)
+	src := filepath.Join(t.TempDir(), ".wh.passwd")
+	if err := os.WriteFile(src, []byte("not a whiteout\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.must("create", "--name", "wh", "busybox", "sleep", "1014")
+	e.must("cp", src, "wh:/etc/")
+	e.must("start", "wh")
+	if out := e.must("exec", "wh", "cat", "/etc/.wh.passwd"); out != "not a whiteout" {
+		t.Errorf("/etc/.wh.passwd holds %q", out)
+	}
+	if res := e.run("exec", "wh", "grep", "-c", "root", "/etc/passwd"); res.Code != 0 {
+		t.Errorf("/etc/passwd is gone after copying in .wh.passwd: %s", res)
+	}
+}
+
 // TestCpSymlinkEscape checks that a symlink to / inside the container
 // does not let cp write or read outside the container's root.
 func TestCpSymlinkEscape(t *testing.T) {
