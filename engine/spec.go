@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"slices"
@@ -371,13 +372,11 @@ func readInRoot(root, p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unix.Close(fd)
-	buf := make([]byte, 1<<20)
-	n, err := unix.Read(fd, buf)
-	if err != nil {
-		return nil, err
-	}
-	return buf[:n], nil
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	// At most 1 MiB (an /etc/passwd is a few KiB): read as much as the
+	// file holds rather than allocate the limit for every start.
+	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
 // mkdirInRoot makes dir and its missing parents inside the container's
