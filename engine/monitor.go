@@ -109,9 +109,13 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 			}
 			// A monitor whose binary was replaced (berth was upgraded or
 			// rebuilt) hands over to a new one as soon as it watches
-			// nothing: it refuses the connection, whose client retries
-			// and starts the new binary.
+			// nothing: it stops listening, then refuses the connection,
+			// whose client retries and (finding no listener, rather than
+			// this one's backlog) starts the new binary.
 			if exeReplaced() && m.idle() {
+				m.mu.Lock()
+				stopListening()
+				m.mu.Unlock()
 				c.Close()
 				close(stale)
 				return
@@ -133,10 +137,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 			stopListening()
 			return nil
 		case <-stale:
-			m.mu.Lock()
-			stopListening()
-			m.mu.Unlock()
-			return nil
+			return nil // no longer listening (see above)
 		case <-m.activity:
 			idle.Reset(monitorIdle)
 			quiet.Reset(monitorQuiet)
@@ -882,10 +883,11 @@ func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
 // ask sends one request and reads the response. A monitor that closes
 // the connection unanswered is handing over to a newer binary: ask again.
 // (Closed with the request unread, the connection is reset rather than
-// ended.)
+// ended; closed before the request is written, the write breaks the
+// pipe.)
 func (e *Engine) ask(ctx context.Context, req monitor.Request) (*monitor.Conn, monitor.Response, error) {
 	c, resp, err := e.ask1(ctx, req)
-	if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) {
+	if errors.Is(err, io.EOF) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EPIPE) {
 		return e.ask1(ctx, req)
 	}
 	return c, resp, err

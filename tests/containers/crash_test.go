@@ -1,6 +1,9 @@
 package containers
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,5 +99,41 @@ func TestMonitorKilledContainerRunning(t *testing.T) {
 		if left := e.leftovers(id, pid); len(left) > 0 {
 			t.Errorf("container %s left behind:\n%s", id[:12], strings.Join(left, "\n"))
 		}
+	}
+}
+
+// TestMonitorHandsOverToNewBinary replaces the berth binary (as an upgrade
+// or a rebuild does) between runs: the monitor of the old binary hands
+// over to the new one, and no command fails on the way.
+func TestMonitorHandsOverToNewBinary(t *testing.T) {
+	e := newEnv(t)
+	orig, err := os.ReadFile(e.Bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	e.Bin = filepath.Join(dir, "berth")
+	replace := func() {
+		t.Helper()
+		// A new file renamed over the old one: the running monitor's
+		// executable is now deleted.
+		if err := os.WriteFile(e.Bin+".new", orig, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(e.Bin+".new", e.Bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replace()
+	var monitors []int
+	for i := range 10 {
+		if res := e.run("run", "--rm", "busybox", "true"); res.Code != 0 {
+			t.Fatalf("run %d after replacing the binary: %s", i, res)
+		}
+		monitors = append(monitors, monitorPids(e.RunRoot)...)
+		replace()
+	}
+	if len(slices.Compact(monitors)) < 2 {
+		t.Errorf("one monitor served every run (%v): it never handed over", monitors)
 	}
 }
