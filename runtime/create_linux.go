@@ -488,8 +488,17 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 			Sys:   sysAttr,
 		}
 		// The child resolves this path after its descriptors are moved into
-		// place (0..len(keep)-1): the binary's must be above them.
-		high, err := unix.FcntlInt(exe.Fd(), unix.F_DUPFD_CLOEXEC, len(keep))
+		// place (0..len(keep)-1), so the binary's must be above them, and
+		// above the numbers syscall.forkAndExecInChild moves descriptors to
+		// on the way, over whatever is there: from the highest descriptor
+		// passed, plus one, up, its error pipe and any descriptor below its
+		// place. Right above the highest one, the binary's descriptor was
+		// overwritten now and then, and the exec failed with EACCES.
+		above := len(keep)
+		for _, fd := range fds {
+			above = max(above, int(fd)+1)
+		}
+		high, err := unix.FcntlInt(exe.Fd(), unix.F_DUPFD_CLOEXEC, above+len(keep)+2)
 		if err != nil {
 			parent.Close()
 			return nil, fmt.Errorf("open runtime binary: %w", err)
