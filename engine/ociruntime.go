@@ -60,6 +60,9 @@ func (r builtinRuntime) Create(ctx context.Context, id, bundle string, stdio [3]
 	if err != nil {
 		return 0, err
 	}
+	// The monitor's reaper waits for the init: the handle's pidfd and
+	// sync socket would only stay open (one pidfd leaked per container).
+	c.Release()
 	return c.Pid(), nil
 }
 
