@@ -258,16 +258,25 @@ func (c *Container) Delete(ctx context.Context, force bool) error {
 		c.sp = nil
 	}
 	var errs []error
+	poststop := c.st.Hooks != nil && len(c.st.Hooks.Poststop) > 0
+	var removed chan error
+	if !poststop {
+		// Nothing runs between the two: the state goes as the cgroup does.
+		removed = make(chan error, 1)
+		go func() { removed <- os.RemoveAll(c.dir) }()
+	}
 	if err := c.cg.Destroy(); err != nil {
 		errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 	}
 	c.trace("cgroup removed")
-	if h := c.st.Hooks; h != nil && len(h.Poststop) > 0 {
-		if err := runHooks(ctx, "poststop", h.Poststop, specState(c.st, Stopped)); err != nil {
+	if poststop {
+		if err := runHooks(ctx, "poststop", c.st.Hooks.Poststop, specState(c.st, Stopped)); err != nil {
 			fmt.Fprintf(os.Stderr, "berth-runtime: warning: %v\n", err)
 		}
+		removed = make(chan error, 1)
+		removed <- os.RemoveAll(c.dir)
 	}
-	if err := os.RemoveAll(c.dir); err != nil {
+	if err := <-removed; err != nil {
 		errs = append(errs, err)
 	}
 	c.trace("deleted")
