@@ -453,17 +453,21 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	exited := m.reaper.Watch(pid)
 	start, _ := procfs.StartTime(pid)
 	settings := c.NetworkSettings
-	if _, err := e.containers.UpdateState(ctx, c.ID, func(c *container.Container) error {
-		c.State.SetRunning(pid, time.Now().UTC())
-		c.NetworkSettings = settings
-		c.Berth.PidStart = start
-		c.Berth.MonitorPid, c.Berth.MonitorStart = os.Getpid(), m.startTime
-		c.Berth.StopRequested = false
-		return nil
-	}); err != nil {
-		lw.Close()
-		return 0, err
-	}
+	// The record says running while the runtime starts the process: the
+	// two wait on different things (the disk, the init), and neither needs
+	// the other done. What fails stops both below.
+	recorded := make(chan error, 1)
+	go func() {
+		_, err := e.containers.UpdateState(ctx, c.ID, func(c *container.Container) error {
+			c.State.SetRunning(pid, time.Now().UTC())
+			c.NetworkSettings = settings
+			c.Berth.PidStart = start
+			c.Berth.MonitorPid, c.Berth.MonitorStart = os.Getpid(), m.startTime
+			c.Berth.StopRequested = false
+			return nil
+		})
+		recorded <- err
+	}()
 	var copiers sync.WaitGroup
 	for _, p := range []struct {
 		r      *os.File
@@ -480,8 +484,12 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 			lw.Copy(p.stream, io.TeeReader(p.r, frameSink{s, p.typ}))
 		}()
 	}
-	tr.mark("recorded running")
-	if err := rt.Start(ctx, c.ID); err != nil {
+	err = rt.Start(ctx, c.ID)
+	if rerr := <-recorded; err == nil {
+		err = rerr
+	}
+	tr.mark("started, recorded running")
+	if err != nil {
 		rt.Kill(ctx, c.ID, unix.SIGKILL, false)
 		// The client gets the error, not what the dying process wrote.
 		s.mu.Lock()
@@ -494,7 +502,6 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		m.recordExit(ctx, c.ID, 127, false, false)
 		return 0, err
 	}
-	tr.mark("runtime start")
 	go func() {
 		ws := <-exited
 		tr.mark("process exited")
