@@ -242,14 +242,13 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	_, forceReexec := os.LookupEnv("BERTH_RUNTIME_REEXEC_INIT")
 	fast := forkinit.Supported(cfg) && !forceReexec
-	// The cgroup is made on another thread while this one saves the spec,
-	// builds the init and clones it. On v2 the init is cloned into its
-	// cgroup (CLONE_INTO_CGROUP), and on v1 a re-executed init is born in
-	// it too (the cloning thread enters it first): the clone waits for the
-	// whole group. On v1 the fast path's child waits only for its
-	// directories (MakeDirs): it makes its mounts and device nodes
-	// meanwhile, then moves itself in while the parent sets the group's
-	// resources.
+	// The cgroup is made on another thread while this one builds the init
+	// and clones it. On v2 the init is cloned into its cgroup
+	// (CLONE_INTO_CGROUP), and on v1 a re-executed init is born in it too
+	// (the cloning thread enters it first): the clone waits for the whole
+	// group. On v1 the fast path's child waits only for its directories
+	// (MakeDirs): it makes its mounts and device nodes meanwhile, then
+	// moves itself in while the parent sets the group's resources.
 	var join []string
 	if fast && !v2 {
 		join = cg.JoinFiles()
