@@ -296,14 +296,25 @@ func (s *Store) Rename(ctx context.Context, id, newName string) error {
 // Delete removes the record and frees its name. The caller has released
 // everything else the container held.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	l, err := s.lock(id)
+	purge, err := s.Discard(ctx, id)
 	if err != nil {
 		return err
+	}
+	return purge()
+}
+
+// Discard is Delete in two steps: the record and its name are gone when
+// Discard returns, its files once purge has run (IDs deletes what a crash
+// in between leaves).
+func (s *Store) Discard(ctx context.Context, id string) (purge func() error, err error) {
+	l, err := s.lock(id)
+	if err != nil {
+		return nil, err
 	}
 	c, err := s.Get(ctx, id)
 	if err != nil {
 		l.Unlock()
-		return err
+		return nil, err
 	}
 	// The record goes first, moved aside under its lock in one rename: a
 	// writer that waits for the lock, or opens it a moment later, finds no
@@ -314,13 +325,15 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	err = os.Rename(s.Dir(id), aside)
 	l.Unlock()
 	if err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
+		return nil, fmt.Errorf("remove container %s: %w", id, err)
 	}
 	s.releaseName(c.DisplayName(), id)
-	if err := os.RemoveAll(aside); err != nil {
-		return fmt.Errorf("remove container %s: %w", id, err)
-	}
-	return nil
+	return func() error {
+		if err := os.RemoveAll(aside); err != nil {
+			return fmt.Errorf("remove container %s: %w", id, err)
+		}
+		return nil
+	}, nil
 }
 
 // removedPrefix names a removed container's directory on its way out.

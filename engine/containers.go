@@ -387,19 +387,28 @@ func (e *Engine) removeStopped(ctx context.Context, id string, withVolumes bool)
 		return err
 	}
 	e.releaseRuntime(ctx, c)
-	return e.removeReleased(ctx, c, withVolumes)
+	purge, err := e.removeReleased(ctx, c, withVolumes)
+	return errors.Join(err, purge())
 }
 
 // removeReleased removes what a container marked as removing keeps once
 // nothing of it runs or is mounted: its writable layer, its run directory,
 // with volumes its anonymous volumes (side by side), and last its record
 // and name, so that a crash before the end leaves a record to remove again.
-func (e *Engine) removeReleased(ctx context.Context, c *container.Container, withVolumes bool) error {
+// The container is gone when it returns; purge deletes the files of its
+// writable layer and record, moved aside meanwhile (the monitor does that
+// after it has answered the client waiting for the removal).
+func (e *Engine) removeReleased(ctx context.Context, c *container.Container, withVolumes bool) (purge func() error, err error) {
 	var wg sync.WaitGroup
 	var snapErr error
+	purgeSnap := func() error { return nil }
 	wg.Go(func() {
-		if err := e.snaps.Remove(ctx, c.Berth.RootfsKey); err != nil && !errdefs.IsNotFound(err) {
+		p, err := e.snaps.Discard(ctx, c.Berth.RootfsKey)
+		if err != nil && !errdefs.IsNotFound(err) {
 			snapErr = err
+		}
+		if err == nil {
+			purgeSnap = p
 		}
 	})
 	wg.Go(func() { os.RemoveAll(e.runDir(c.ID)) })
@@ -413,7 +422,11 @@ func (e *Engine) removeReleased(ctx context.Context, c *container.Container, wit
 		}
 	}
 	wg.Wait()
-	return errors.Join(snapErr, e.containers.Delete(ctx, c.ID))
+	purgeRecord, err := e.containers.Discard(ctx, c.ID)
+	if err != nil {
+		purgeRecord = func() error { return nil }
+	}
+	return func() error { return errors.Join(purgeSnap(), purgeRecord()) }, errors.Join(snapErr, err)
 }
 
 // RenameContainer gives a container a new name.

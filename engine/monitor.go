@@ -86,6 +86,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		return err
 	}
 	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
+	defer m.purging.Wait() // the files of containers just removed
 	m.startTime, _ = procfs.StartTime(os.Getpid())
 	startLock.Unlock()
 	starting = false
@@ -169,6 +170,8 @@ type monitorServer struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	conns    int
+	// purging counts the removed containers whose files are being deleted.
+	purging sync.WaitGroup
 }
 
 // idle reports whether the monitor watches no container and serves no client.
@@ -557,14 +560,17 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 	s.waiters = nil
 	s.mu.Unlock()
 
+	purge := func() error { return nil }
 	if claimed {
-		if err := e.removeReleased(ctx, c, true); err != nil && !errdefs.IsNotFound(err) {
+		var err error
+		if purge, err = e.removeReleased(ctx, c, true); err != nil && !errdefs.IsNotFound(err) {
 			slog.Warn("remove container", "container", s.id, "err", err)
 		}
 	}
 	tr.mark("exit handled")
 	m.mu.Lock()
 	delete(m.sessions, s.id)
+	m.purging.Add(1) // before the session goes: the monitor waits for it
 	m.mu.Unlock()
 	m.poke()
 	for _, w := range waiters {
@@ -575,6 +581,12 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 		w <- code
 	}
 	s.mu.Unlock()
+	// The container is gone for everyone now; its files go after the
+	// client that waited for the removal has its answer.
+	if err := purge(); err != nil {
+		slog.Warn("remove container", "container", s.id, "err", err)
+	}
+	m.purging.Done()
 
 	if restart {
 		delay := 100 * time.Millisecond << min(c.RestartCount, 8)

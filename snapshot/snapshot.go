@@ -99,6 +99,11 @@ type Snapshotter interface {
 	// Remove removes the writable snapshot key, which the caller has
 	// unmounted.
 	Remove(ctx context.Context, key string) error
+	// Discard is Remove in two steps: the snapshot is gone from the store
+	// when Discard returns, and its files once purge has run (a crash in
+	// between leaves them as garbage that a later listing of the active
+	// snapshots deletes).
+	Discard(ctx context.Context, key string) (purge func() error, err error)
 	// UpperDir returns the directory holding the changes made in the
 	// writable snapshot key: the overlay upper directory (see archive.Diff),
 	// or for native the whole root filesystem.

@@ -189,22 +189,37 @@ func (s *store) chain(id digest.Digest) ([]string, error) {
 
 // discard removes a directory of the store, first moving it aside.
 func (s *store) discard(dir string) error {
-	// Renamed aside under a fresh name rather than into a fresh directory:
-	// one inode fewer to allocate for every container removed.
+	aside, err := s.moveAside(dir)
+	if err != nil {
+		return err
+	}
+	return os.RemoveAll(aside)
+}
+
+// moveAside renames dir into tmp/ as rm-<random>, where it is garbage:
+// whoever moved it deletes it, and the next listing of the active
+// snapshots deletes what a crash left there. (Renamed under a fresh name
+// rather than into a fresh directory: one inode fewer to allocate for
+// every container removed.)
+func (s *store) moveAside(dir string) (string, error) {
 	for {
 		var b [8]byte
 		rand.Read(b[:])
-		aside := filepath.Join(s.root, "tmp", "rm-"+hex.EncodeToString(b[:]))
+		aside := filepath.Join(s.root, "tmp", discardedPrefix+hex.EncodeToString(b[:]))
 		err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, aside, unix.RENAME_NOREPLACE)
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		return os.RemoveAll(aside)
+		return aside, err
 	}
 }
+
+// discardedPrefix names what moveAside put in tmp/.
+const discardedPrefix = "rm-"
+
+// discardedGrace is how old a discarded snapshot must be before a listing
+// deletes it: younger ones are being purged by whoever discarded them.
+const discardedGrace = time.Minute
 
 func (s *store) CreateLayer(ctx context.Context, chainID, parent digest.Digest, fill func(dir string) error) (Info, error) {
 	if err := checkID(chainID, "chain ID"); err != nil {
@@ -306,6 +321,19 @@ func (s *store) actives() ([]Active, error) {
 	entries, err := os.ReadDir(filepath.Join(s.root, "active"))
 	if err != nil {
 		return nil, fmt.Errorf("list active snapshots: %w", err)
+	}
+	// Discarded snapshots a crash left before their purge.
+	if tmp, err := os.ReadDir(filepath.Join(s.root, "tmp")); err == nil {
+		for _, e := range tmp {
+			if strings.HasPrefix(e.Name(), discardedPrefix) {
+				// Renamed in, its change time is when it was discarded.
+				p := filepath.Join(s.root, "tmp", e.Name())
+				var st unix.Stat_t
+				if unix.Lstat(p, &st) == nil && time.Since(time.Unix(st.Ctim.Unix())) > discardedGrace {
+					os.RemoveAll(p)
+				}
+			}
+		}
 	}
 	var out []Active
 	for _, e := range entries {
@@ -438,18 +466,32 @@ func (s *store) Mounts(ctx context.Context, key string) ([]Mount, error) {
 func (s *store) Actives(ctx context.Context) ([]Active, error) { return s.actives() }
 
 func (s *store) Remove(ctx context.Context, key string) error {
-	unlock, err := s.lock(ctx)
+	purge, err := s.Discard(ctx, key)
 	if err != nil {
 		return err
 	}
+	return purge()
+}
+
+func (s *store) Discard(ctx context.Context, key string) (func() error, error) {
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
 	defer unlock()
 	if _, err := s.readActive(key); err != nil {
-		return fmt.Errorf("remove: %w", err)
+		return nil, fmt.Errorf("remove: %w", err)
 	}
-	if err := s.discard(s.activeDir(key)); err != nil {
-		return fmt.Errorf("remove snapshot %q: %w", key, err)
+	aside, err := s.moveAside(s.activeDir(key))
+	if err != nil {
+		return nil, fmt.Errorf("remove snapshot %q: %w", key, err)
 	}
-	return nil
+	return func() error {
+		if err := os.RemoveAll(aside); err != nil {
+			return fmt.Errorf("remove snapshot %q: %w", key, err)
+		}
+		return nil
+	}, nil
 }
 
 func (s *store) UpperDir(ctx context.Context, key string) (string, error) {

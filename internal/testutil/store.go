@@ -27,7 +27,10 @@ func StoreListing(t testing.TB, root string) string {
 	var b strings.Builder
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if path == root && os.IsNotExist(err) {
+			if os.IsNotExist(err) {
+				// The root not made yet, or an entry deleted while we
+				// walk (a removed container's files are purged after the
+				// command that removed it returns).
 				return filepath.SkipDir
 			}
 			return err
@@ -37,6 +40,9 @@ func StoreListing(t testing.TB, root string) string {
 			return err
 		}
 		info, err := d.Info()
+		if os.IsNotExist(err) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -50,6 +56,10 @@ func StoreListing(t testing.TB, root string) string {
 			fmt.Fprintf(&b, " -> %s", target)
 		case info.Mode().IsRegular() && info.Size() <= maxHashedFile:
 			sum, err := fileSHA256(path)
+			if os.IsNotExist(err) {
+				b.WriteString(" (deleted meanwhile)\n")
+				return nil
+			}
 			if err != nil {
 				return err
 			}

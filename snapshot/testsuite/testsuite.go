@@ -42,6 +42,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		{"RemoveLayerInUse", testRemoveLayerInUse},
 		{"ManyLayers", testManyLayers},
 		{"Changes", testChanges},
+		{"Discard", testDiscard},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -380,6 +381,40 @@ func testChanges(t *testing.T, s snapshot.Snapshotter, root string) {
 	ch.Release()
 	if _, err := s.Changes(context.Background(), "missing"); !errdefs.IsNotFound(err) {
 		t.Errorf("Changes of a missing snapshot = %v, want not found", err)
+	}
+}
+
+// testDiscard: a discarded snapshot is gone from the store at once (its
+// key free again), and its files once purged.
+func testDiscard(t *testing.T, s snapshot.Snapshotter, root string) {
+	ctx := context.Background()
+	l1 := id("l1")
+	createLayer(t, s, l1, "", layer(t, file{name: "f", data: "f"}))
+	if _, err := s.Prepare(ctx, "c", l1); err != nil {
+		t.Fatal(err)
+	}
+	before := files(t, root)
+	purge, err := s.Discard(ctx, "c")
+	if err != nil {
+		t.Fatalf("Discard: %v", err)
+	}
+	if _, err := s.Mounts(ctx, "c"); !errdefs.IsNotFound(err) {
+		t.Errorf("Mounts of a discarded snapshot = %v, want not found", err)
+	}
+	if actives, _ := s.Actives(ctx); len(actives) != 0 {
+		t.Errorf("Actives lists %v after Discard", actives)
+	}
+	if _, err := s.Prepare(ctx, "c", l1); err != nil {
+		t.Errorf("Prepare of a discarded key: %v", err)
+	}
+	if err := purge(); err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	if after := files(t, root); !slices.Equal(after, before) {
+		t.Errorf("after purge the store holds %v, want %v", after, before)
+	}
+	if _, err := s.Discard(ctx, "missing"); !errdefs.IsNotFound(err) {
+		t.Errorf("Discard of a missing snapshot = %v, want not found", err)
 	}
 }
 

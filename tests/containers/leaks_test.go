@@ -59,9 +59,7 @@ func TestNothingLeaks(t *testing.T) {
 			if left := e.leftovers(id, pid); len(left) > 0 {
 				t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
 			}
-			if after := e.storeListing(); after != before {
-				t.Errorf("the data root changed:\n%s", lineDiff(before, after))
-			}
+			e.expectStore(before)
 			if out := e.must("ps", "-aq"); out != "" {
 				t.Errorf("ps -a after rm: %q", out)
 			}
@@ -82,9 +80,7 @@ func TestRunRmForegroundLeavesNothing(t *testing.T) {
 	if res := e.run("inspect", "fg"); res.Code == 0 {
 		t.Errorf("the container is still there after run --rm returned")
 	}
-	if after := e.storeListing(); after != before {
-		t.Errorf("the data root changed:\n%s", lineDiff(before, after))
-	}
+	e.expectStore(before)
 	for _, root := range []string{e.Root, e.RunRoot} {
 		if ms := mountsUnder(root); len(ms) > 0 {
 			t.Errorf("mounts left under %s:\n%s", root, strings.Join(ms, "\n"))

@@ -346,6 +346,26 @@ func (e *env) leftovers(id string, pid int) []string {
 	return out
 }
 
+// expectStore waits until the data root is as it was before (a container
+// removed by its monitor, --rm, is gone when the command returns, and its
+// files a moment later), and fails the test with the difference if it
+// never is.
+func (e *env) expectStore(before string) {
+	e.t.Helper()
+	deadline := time.Now().Add(commandBound)
+	for {
+		after := e.storeListing()
+		if after == before {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Errorf("the data root changed:\n%s", lineDiff(before, after))
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // storeListing is testutil.StoreListing of the data root without the
 // mtimes and logs that other containers change.
 func (e *env) storeListing() string {
