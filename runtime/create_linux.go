@@ -104,9 +104,33 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	if err != nil {
 		return nil, err
 	}
-	spec, rawSpec, err := readSpec(bundle)
+	spec, rawSeccomp, rawSpec, err := readSpecSeccompLater(bundle)
 	if err != nil {
 		return nil, err
+	}
+	// The seccomp profile is decoded and compiled on another thread while
+	// this one goes on; the init's program needs it.
+	type compiled struct {
+		filter []byte
+		flags  uint
+		err    error
+	}
+	var filterc chan compiled
+	if rawSeccomp != nil {
+		filterc = make(chan compiled, 1)
+		go func() {
+			var s specs.LinuxSeccomp
+			if err := json.Unmarshal(rawSeccomp, &s); err != nil {
+				filterc <- compiled{err: errdefs.InvalidArgument("bundle %s: malformed config.json: seccomp: %v", bundle, err)}
+				return
+			}
+			prog, err := seccomp.Compile(&s)
+			if err != nil {
+				filterc <- compiled{err: errdefs.InvalidArgument("seccomp: %v", err)}
+				return
+			}
+			filterc <- compiled{filter: prog.Bytes(), flags: prog.Flags}
+		}()
 	}
 	rootfs := spec.Root.Path
 	if !filepath.IsAbs(rootfs) {
@@ -128,16 +152,6 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		return nil, err
 	}
 	defer ns.close()
-	var filter []byte
-	var filterFlags uint
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		prog, err := seccomp.Compile(spec.Linux.Seccomp)
-		if err != nil {
-			return nil, errdefs.InvalidArgument("seccomp: %v", err)
-		}
-		filter = prog.Bytes()
-		filterFlags = prog.Flags
-	}
 
 	root := opts.root()
 	if err := os.MkdirAll(root, 0o711); err != nil {
@@ -192,20 +206,18 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 
 	proc := spec.Process
 	cfg := &initproc.Config{
-		Mode:         initproc.ModeCreate,
-		Spec:         initSpec(spec),
-		Cgroup:       initproc.CgroupMount{V2: v2, Paths: cg.MountPaths()},
-		Process:      proc,
-		Rootfs:       rootfs,
-		Seccomp:      filter,
-		SeccompFlags: filterFlags,
-		NoPivot:      opts.NoPivot,
-		OwnMountNS:   ns.flags&unix.CLONE_NEWNS != 0,
-		FifoFD:       -1,
-		ConsoleFD:    -1,
-		MountNSFD:    -1,
-		PreserveFDs:  len(opts.ExtraFiles),
-		Trace:        tr.on,
+		Mode:        initproc.ModeCreate,
+		Spec:        initSpec(spec),
+		Cgroup:      initproc.CgroupMount{V2: v2, Paths: cg.MountPaths()},
+		Process:     proc,
+		Rootfs:      rootfs,
+		NoPivot:     opts.NoPivot,
+		OwnMountNS:  ns.flags&unix.CLONE_NEWNS != 0,
+		FifoFD:      -1,
+		ConsoleFD:   -1,
+		MountNSFD:   -1,
+		PreserveFDs: len(opts.ExtraFiles),
+		Trace:       tr.on,
 	}
 	files := append([]*os.File(nil), opts.ExtraFiles...)
 	addFile := func(f *os.File) int {
@@ -323,6 +335,13 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		defer d.Close()
 		sysAttr.UseCgroupFD = true
 		sysAttr.CgroupFD = int(d.Fd())
+	}
+	if filterc != nil {
+		c := <-filterc
+		if c.err != nil {
+			return nil, c.err
+		}
+		cfg.Seccomp, cfg.SeccompFlags = c.filter, c.flags
 	}
 	sp, err = spawn(ns, sysAttr, opts, files, cg, cfg, fast, join, syncParent, syncChild)
 	if err != nil {
