@@ -147,6 +147,13 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 			spec.Mounts[i].Source = filepath.Join(bundle, m.Source)
 		}
 	}
+	premade := make(chan struct{})
+	go func() {
+		defer close(premade)
+		premakeMountPoints(rootfs, spec.Mounts)
+	}()
+	// Nothing of it outlives create.
+	defer func() { <-premade }()
 	ns, err := planNamespaces(spec)
 	if err != nil {
 		return nil, err
