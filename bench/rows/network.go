@@ -133,6 +133,25 @@ func berthPrepared(env Env, name, tar, image string, prep func(ctx context.Conte
 	}
 }
 
+// podmanNetSubnet is the subnet of the network of podman's own that the
+// published-port rows run podman's container on: podman's default network,
+// 10.88.0.0/16, is also berth0's default, and a berth0 left on the host
+// (by a store made with the default names) took podman's traffic, failing
+// the rows. Same backend (netavark), a subnet nothing else uses, as
+// berth's sides have (netEnv).
+const podmanNetSubnet = "10.235.0.0/24"
+
+// podmanNet returns podman's global flags for the run's own network
+// configuration, and makes the network "pbench" there.
+func podmanNet(ctx context.Context, p *testutil.Podman) ([]string, error) {
+	flags := []string{"--network-config-dir", filepath.Join(p.Dir, "networks")}
+	args := append(slices.Clone(flags), "network", "create", "--subnet", podmanNetSubnet, "pbench")
+	if err := harness.Exec(p.Env, p.Bin, p.Args(args...)...)(ctx); err != nil {
+		return nil, err
+	}
+	return flags, nil
+}
+
 // podmanPrepared is podman's side: fresh storage (runc, cgroupfs) with the
 // image imported.
 func podmanPrepared(name, tar, image string, prep func(ctx context.Context, p *testutil.Podman) (harness.Timed, error), teardown func(ctx context.Context, p *testutil.Podman)) harness.Side {
@@ -300,7 +319,8 @@ func hammer(ctx context.Context, url string, n, conns int) error {
 
 const requestRateNote = "a Go client on the host sends 20,000 GETs over 8 keep-alive connections to 127.0.0.1:PORT, " +
 	"published (`-p 127.0.0.1:PORT:8080`) to the hello image's HTTP server (`/hello -listen :8080`, a few dozen bytes per answer) " +
-	"in a container on each engine's default bridge network; the container is started and answering before the timed part"
+	"in a container on a bridge network of each engine's (berth: its default network, on a bridge and subnet of the bench's own; podman: a network of the run's own, " +
+	"10.235.0.0/24, netavark as by default); the container is started and answering before the timed part"
 
 // requestRate is requests per second through a published port.
 func requestRate(env Env, hello string) harness.Row {
@@ -325,7 +345,12 @@ func requestRate(env Env, hello string) harness.Row {
 		if err != nil {
 			return nil, err
 		}
-		if err := harness.Exec(p.Env, p.Bin, p.Args("run", "-d", "--name", "web", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "hello", "/hello", "-listen", ":8080")...)(ctx); err != nil {
+		flags, err := podmanNet(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		args := append(flags, "run", "-d", "--name", "web", "--network", "pbench", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "hello", "/hello", "-listen", ":8080")
+		if err := harness.Exec(p.Env, p.Bin, p.Args(args...)...)(ctx); err != nil {
 			return nil, err
 		}
 		url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -334,7 +359,7 @@ func requestRate(env Env, hello string) harness.Row {
 		}
 		return rec.wrap(pName, func(ctx context.Context) error { return hammer(ctx, url, requests, connections) }), nil
 	}, func(ctx context.Context, p *testutil.Podman) {
-		harness.Exec(p.Env, p.Bin, p.Args("rm", "-f", "-t", "0", "web")...)(ctx)
+		harness.Exec(p.Env, p.Bin, p.Args("--network-config-dir", filepath.Join(p.Dir, "networks"), "rm", "-f", "-t", "0", "web")...)(ctx)
 	})
 	return harness.Row{
 		Name:  "published port: 20k HTTP requests",
@@ -354,7 +379,7 @@ func requestRate(env Env, hello string) harness.Row {
 }
 
 const publishedBytesNote = "one GET of a 100 MB file (random bytes, in the page cache) through 127.0.0.1:PORT, published " +
-	"to busybox httpd in a container on each engine's default bridge network, the file bind-mounted read-only; MB/s of body"
+	"to busybox httpd in a container on a bridge network of each engine's (as above), the file bind-mounted read-only; MB/s of body"
 
 // publishedBytes is a bulk download through a published port.
 func publishedBytes(env Env, bb busybox, file string) harness.Row {
@@ -395,7 +420,11 @@ func publishedBytes(env Env, bb busybox, file string) harness.Row {
 		if err != nil {
 			return nil, err
 		}
-		args := append([]string{"run", "-d", "--name", "web", "-v", dir + ":/www:ro", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "busybox"}, serve...)
+		flags, err := podmanNet(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		args := append(append(flags, "run", "-d", "--name", "web", "--network", "pbench", "-v", dir+":/www:ro", "-p", fmt.Sprintf("127.0.0.1:%d:8080", port), "busybox"), serve...)
 		if err := harness.Exec(p.Env, p.Bin, p.Args(args...)...)(ctx); err != nil {
 			return nil, err
 		}
@@ -405,7 +434,7 @@ func publishedBytes(env Env, bb busybox, file string) harness.Row {
 		}
 		return get(url + filepath.Base(file)), nil
 	}, func(ctx context.Context, p *testutil.Podman) {
-		harness.Exec(p.Env, p.Bin, p.Args("rm", "-f", "-t", "0", "web")...)(ctx)
+		harness.Exec(p.Env, p.Bin, p.Args("--network-config-dir", filepath.Join(p.Dir, "networks"), "rm", "-f", "-t", "0", "web")...)(ctx)
 	})
 	return harness.Row{
 		Name:  "published port: GET 100 MB",
