@@ -211,6 +211,8 @@ type session struct {
 	gate chan struct{}
 	open func()
 	tty  *os.File // the pty master, for a container with a terminal
+	// autoRemove is the container's --rm, read when it starts.
+	autoRemove bool
 
 	mu      sync.Mutex
 	subs    map[*monitor.Conn]bool
@@ -377,6 +379,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	if c.State.Running {
 		return 0, errdefs.Conflict("container %s is already running", c.ID[:12])
 	}
+	s.autoRemove = c.HostConfig.AutoRemove
 	rt, err := e.ociRuntimeFor(c.HostConfig.Runtime)
 	if err != nil {
 		return 0, err
@@ -532,12 +535,23 @@ func (f frameSink) Write(p []byte) (int, error) {
 func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, code int, tr *runTrace) {
 	e := m.e
 	oom := rt.OOMKilled(ctx, s.id)
-	e.release(ctx, s.id, rt)
-	tr.mark("released")
 	// An --rm container (which never restarts) is claimed for removal in
-	// the same write that records its exit.
-	c, claimed := m.recordExit(ctx, s.id, code, oom, true)
-	tr.mark("recorded exit")
+	// the same write that records its exit. Claimed, no other command
+	// touches it: the write goes while its runtime state, network and root
+	// are released. Any other container is released first, so that one
+	// seen exited holds nothing any more.
+	var c *container.Container
+	var claimed bool
+	if s.autoRemove {
+		var wg sync.WaitGroup
+		wg.Go(func() { c, claimed = m.recordExit(ctx, s.id, code, oom, true) })
+		e.release(ctx, s.id, rt)
+		wg.Wait()
+	} else {
+		e.release(ctx, s.id, rt)
+		c, claimed = m.recordExit(ctx, s.id, code, oom, true)
+	}
+	tr.mark("released, recorded exit")
 	if s.stdin != nil && s.stdin != s.tty {
 		s.stdin.Close()
 	}

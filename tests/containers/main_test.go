@@ -369,5 +369,24 @@ func (e *env) expectStore(before string) {
 // storeListing is testutil.StoreListing of the data root without the
 // mtimes and logs that other containers change.
 func (e *env) storeListing() string {
+	e.t.Helper()
+	// Once the files of containers just removed are purged (see
+	// expectStore).
+	e.waitFor("removed containers' files are purged", func() bool {
+		return !hasEntry(filepath.Join(e.Root, "containers"), ".removed-") &&
+			!hasEntry(filepath.Join(e.Root, "snapshots", "overlay", "tmp"), "rm-") &&
+			!hasEntry(filepath.Join(e.Root, "snapshots", "native", "tmp"), "rm-")
+	})
 	return testutil.StoreListing(e.t, e.Root)
+}
+
+// hasEntry reports whether dir holds an entry whose name starts with prefix.
+func hasEntry(dir, prefix string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, ent := range ents {
+		if strings.HasPrefix(ent.Name(), prefix) {
+			return true
+		}
+	}
+	return false
 }
