@@ -166,21 +166,27 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	c.Berth.RootfsKey = c.ID
 	chains := image.ChainIDs(rec.DiffIDs)
 	parent := chains[len(chains)-1]
-	if _, err := e.snaps.Prepare(ctx, c.ID, parent); err != nil {
-		return nil, fmt.Errorf("create container: %w", err)
-	}
-	key := c.Berth.RootfsKey // c is nil once an error is returned
-	defer func() {
-		if err != nil {
-			e.snaps.Remove(context.WithoutCancel(ctx), key)
-		}
+	// The writable layer and the record (with the name) are made side by
+	// side: each waits on the disk, neither needs the other. What fails
+	// undoes the other.
+	prepared := make(chan error, 1)
+	go func() {
+		_, err := e.snaps.Prepare(ctx, c.ID, parent)
+		prepared <- err
 	}()
-	if upper, err := e.snaps.UpperDir(ctx, c.ID); err == nil {
-		c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": upper}}
-	}
+	c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": e.snaps.UpperDirOf(c.ID)}}
 	c.LogPath = filepath.Join(e.containers.Dir(c.ID), c.ID+"-json.log")
-	if err := e.containers.Create(ctx, c); err != nil {
-		return nil, err
+	id := c.ID // c is nil once an error is returned
+	cerr := e.containers.Create(ctx, c)
+	if perr := <-prepared; perr != nil {
+		if cerr == nil {
+			e.containers.Delete(context.WithoutCancel(ctx), id)
+		}
+		return nil, fmt.Errorf("create container: %w", perr)
+	}
+	if cerr != nil {
+		e.snaps.Remove(context.WithoutCancel(ctx), id)
+		return nil, cerr
 	}
 	return c, nil
 }

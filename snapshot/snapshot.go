@@ -108,6 +108,9 @@ type Snapshotter interface {
 	// writable snapshot key: the overlay upper directory (see archive.Diff),
 	// or for native the whole root filesystem.
 	UpperDir(ctx context.Context, key string) (string, error)
+	// UpperDirOf is where UpperDir is for key, whether or not key exists
+	// yet.
+	UpperDirOf(key string) string
 	// Changes returns what the writable snapshot key changed over its
 	// parent, in an overlay upper directory (see Changes).
 	Changes(ctx context.Context, key string) (Changes, error)

@@ -494,6 +494,8 @@ func (s *store) Discard(ctx context.Context, key string) (func() error, error) {
 	}, nil
 }
 
+func (s *store) UpperDirOf(key string) string { return s.d.upperDir(s.activeDir(key)) }
+
 func (s *store) UpperDir(ctx context.Context, key string) (string, error) {
 	if _, err := s.readActive(key); err != nil {
 		return "", err
