@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -61,6 +62,10 @@ func portBindings(specs []string) map[string][]container.PortBinding {
 // CreateContainer makes a container from an image: its record, its name
 // and its writable root file system. Nothing runs yet.
 func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *container.Container, err error) {
+	// encoding/json builds its encoder for the record's types (Docker's
+	// inspect shape: hundreds of fields) by reflection the first time, most
+	// of a millisecond: on another core while the image is resolved.
+	go json.Marshal(&container.Container{})
 	_, rec, icfg, err := e.resolveImage(ctx, opts.Image)
 	if err != nil {
 		return nil, err
