@@ -466,8 +466,7 @@ func configureInside(ns netns.NsHandle, n *Network, ep *Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("find %s: %w", ep.Interface, err)
 	}
-	hostEnd := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: ep.HostVeth}}
-	if err := noLinkLocal(hostLinks(), hostEnd, h, link); err != nil {
+	if err := noLinkLocal(ep.HostVeth, h, link); err != nil {
 		return err
 	}
 	return addressInside(h, n, ep, link)

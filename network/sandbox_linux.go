@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"runtime"
@@ -65,27 +66,28 @@ func NewSandbox() (*Sandbox, error) {
 		s.Close()
 		return nil, errors.New("sandbox: the kernel did not say which link is the veth's peer")
 	}
-	if err := noLinkLocal(h, l, s.inside, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.peerIndex}}); err != nil {
+	if err := noLinkLocal(s.hostVeth, s.inside, &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: s.peerIndex}}); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
 	return s, nil
 }
 
-// noLinkLocal gives a veth pair, through host (the host end's namespace)
-// and inside (the other's), no IPv6 link-local address: berth's networks
-// are IPv4 only, and as Docker does for those, the pair does no IPv6
-// (no duplicate address detection, router solicitation or MLD reports as
-// it comes up).
-func noLinkLocal(host *netlink.Handle, hostEnd netlink.Link, inside *netlink.Handle, peer netlink.Link) error {
-	if _, err := os.Stat("/proc/sys/net/ipv6"); err != nil {
+// noLinkLocal gives a veth pair, its host end by name (through the host's
+// sysctl: no lookup of its index) and its other end through inside (a
+// handle in its namespace), no IPv6 link-local address: berth's networks
+// are IPv4 only, and as Docker does for those, the pair does no IPv6 (no
+// duplicate address detection, router solicitation or MLD reports as it
+// comes up).
+func noLinkLocal(hostEnd string, inside *netlink.Handle, peer netlink.Link) error {
+	err := os.WriteFile("/proc/sys/net/ipv6/conf/"+hostEnd+"/addr_gen_mode", []byte("1"), 0o644)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil // no IPv6 in this kernel
-	}
-	if err := host.LinkSetIP6AddrGenMode(hostEnd, ip6AddrGenModeNone); err != nil {
-		return fmt.Errorf("veth %s: no IPv6 link-local address: %w", hostEnd.Attrs().Name, err)
+	} else if err != nil {
+		return fmt.Errorf("veth %s: no IPv6 link-local address: %w", hostEnd, err)
 	}
 	if err := inside.LinkSetIP6AddrGenMode(peer, ip6AddrGenModeNone); err != nil {
-		return fmt.Errorf("veth %s's peer: no IPv6 link-local address: %w", hostEnd.Attrs().Name, err)
+		return fmt.Errorf("veth %s's peer: no IPv6 link-local address: %w", hostEnd, err)
 	}
 	return nil
 }
