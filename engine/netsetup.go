@@ -102,6 +102,16 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 		}
 		req.Ports = ports
 		ep, err := nm.Attach(ctx, c.ID, netns, req)
+		if errors.Is(err, network.ErrSandbox) {
+			// A sandbox the kernel no longer matches: once more, with a
+			// namespace made now.
+			if ready() == nil {
+				removeNetns(netns)
+			}
+			ready = startMount(func() error { return newNetns(netns) })
+			req.Sandbox, req.NetnsReady = nil, ready
+			ep, err = nm.Attach(ctx, c.ID, netns, req)
+		}
 		if err != nil {
 			return fail(err)
 		}

@@ -372,7 +372,7 @@ func (m *Manager) setup(ctx context.Context, n *Network, ep *Endpoint, req Attac
 	go func() { pubc <- m.publish(ctx, n, ep) }()
 	err = req.Sandbox.configure(n, ep, br)
 	if err != nil {
-		err = fmt.Errorf("attach to network %s: %w", n.Name, err)
+		err = fmt.Errorf("attach to network %s: %w: %w", n.Name, ErrSandbox, err)
 	}
 	m.mark("net: sandbox")
 	err = errors.Join(err, <-pubc)

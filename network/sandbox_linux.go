@@ -37,6 +37,13 @@ type Sandbox struct {
 	mounted   string
 }
 
+// ErrSandbox is the class of Attach's errors that came from configuring
+// its request's sandbox (one the kernel no longer matches: its veth
+// deleted by hand, say). The namespace made for the container is not to
+// blame, and Attach undid everything: the caller may try again without a
+// sandbox.
+var ErrSandbox = errors.New("sandbox")
+
 // NewSandbox makes a sandbox.
 func NewSandbox() (*Sandbox, error) {
 	s, err := newSandboxNetns()

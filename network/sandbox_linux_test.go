@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -184,4 +185,42 @@ func TestSandboxPool(t *testing.T) {
 	if !waitLinkGone(next.HostVeth()) {
 		t.Errorf("veth %s left after the pool's Close", next.HostVeth())
 	}
+}
+
+// A sandbox the kernel no longer matches (its veth deleted by hand) fails
+// Attach with ErrSandbox, and leaves nothing: the engine then tries again
+// without one.
+func TestAttachBrokenSandbox(t *testing.T) {
+	m := testManager(t)
+	ctx := testCtx(t)
+	s, err := NewSandbox()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if l, err := netlink.LinkByName(s.HostVeth()); err != nil || netlink.LinkDel(l) != nil {
+		t.Fatalf("delete the sandbox's veth: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "netns")
+	if err := s.Mount(path); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(path, unix.MNT_DETACH)
+	ports, _ := ParsePorts([]string{"127.0.0.1::80"})
+	id := "sbx" + randHex(30)
+	_, err = m.Attach(ctx, id, path, AttachRequest{Ports: ports, Sandbox: s})
+	if !errors.Is(err, ErrSandbox) {
+		t.Fatalf("attach with a broken sandbox: %v, want ErrSandbox", err)
+	}
+	def, _ := m.Get(ctx, DefaultNetwork)
+	assertDetached(t, m, &Endpoint{ContainerID: id, NetworkID: def.ID, HostVeth: s.HostVeth()})
+	// Once more without the sandbox, into the same namespace.
+	ep, err := m.Attach(ctx, id, path, AttachRequest{Ports: ports})
+	if err != nil {
+		t.Fatalf("attach again without the sandbox: %v", err)
+	}
+	if err := m.Detach(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	assertDetached(t, m, ep)
 }
