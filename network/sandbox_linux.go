@@ -34,7 +34,6 @@ type Sandbox struct {
 	hostVeth  string
 	hostIndex int
 	peerIndex int
-	mounted   string
 }
 
 // ErrSandbox is the class of Attach's errors that came from configuring
@@ -182,7 +181,6 @@ func (s *Sandbox) Mount(path string) error {
 		os.Remove(path)
 		return fmt.Errorf("sandbox: %w", os.NewSyscallError("mount", err))
 	}
-	s.mounted = path
 	return nil
 }
 
