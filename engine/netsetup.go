@@ -166,6 +166,9 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) {
 		nm.Release(ctx, id)
 	}
 	wg.Wait()
+	// The container's start is over: the monitor's next sandbox is made
+	// now, before the next start wants it.
+	network.RefillSandboxes()
 	tr.mark("net: netns unmounted")
 }
 

@@ -242,7 +242,10 @@ type SandboxPool struct {
 
 	mu      sync.Mutex
 	ready   []*Sandbox
-	filling bool // a fill is scheduled or under way
+	used    bool        // Take was called
+	timer   *time.Timer // a fill scheduled, not started, at due
+	due     time.Time
+	filling bool // a fill under way
 }
 
 // NewSandboxPool returns a pool that keeps up to size sandboxes ready. It
@@ -257,20 +260,32 @@ func NewSandboxPool(size int, delay time.Duration) *SandboxPool {
 // own and die with it.
 var processSandboxes = sync.OnceValue(func() *SandboxPool { return NewSandboxPool(1, sandboxDelay) })
 
-// sandboxDelay is how long after a start took a sandbox the pool starts
-// making the next: after that start, not during it (on a 2-CPU machine,
-// making one while a start ran cost the start more than the sandbox saved
-// it).
-const sandboxDelay = 100 * time.Millisecond
+// sandboxDelay is how long after a start took a sandbox the pool makes the
+// next, unless a container's exit (Refill) says so sooner: after that
+// start, not during it (on a 2-CPU machine, making one while a start ran
+// cost the start more than the sandbox saved it). refillDelay is how long
+// after a container's exit: after the exit is handled and its client
+// told, and before a client that starts another container right after
+// (a script's next `run`) reaches the monitor.
+const (
+	sandboxDelay = 100 * time.Millisecond
+	refillDelay  = 5 * time.Millisecond
+)
 
 // TakeSandbox takes a sandbox from the process's pool (see SandboxPool.Take).
 func TakeSandbox() *Sandbox { return processSandboxes().Take() }
+
+// RefillSandboxes has the process's pool, if a start used it, filled
+// shortly (refillDelay): the engine calls it when a container has exited,
+// when its start is over for sure.
+func RefillSandboxes() { processSandboxes().Refill(refillDelay) }
 
 // Take returns a ready sandbox, or nil if none is, and has the pool
 // filled again in the background: after the pool's delay if it had one
 // (the caller's start is under way), at once if not.
 func (p *SandboxPool) Take() *Sandbox {
 	p.mu.Lock()
+	p.used = true
 	var s *Sandbox
 	if n := len(p.ready); n > 0 {
 		s, p.ready = p.ready[n-1], p.ready[:n-1]
@@ -284,49 +299,84 @@ func (p *SandboxPool) Take() *Sandbox {
 	return s
 }
 
+// Refill has a pool that Take was called on filled after delay, bringing
+// a fill scheduled later forward.
+func (p *SandboxPool) Refill(delay time.Duration) {
+	p.mu.Lock()
+	used := p.used
+	p.mu.Unlock()
+	if used {
+		p.fill(delay)
+	}
+}
+
 // Close closes the sandboxes ready now (they die: they were never
 // mounted). A fill under way may still add one.
 func (p *SandboxPool) Close() {
 	p.mu.Lock()
 	ready := p.ready
 	p.ready = nil
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
 	p.mu.Unlock()
 	for _, s := range ready {
 		s.Close()
 	}
 }
 
-// fill makes sandboxes until the pool is full, after delay, in one
-// goroutine at a time. A failure stops it until the next Take.
+// fill schedules the pool's filling after delay, or brings a fill
+// scheduled later forward to then; one fill runs at a time.
 func (p *SandboxPool) fill(delay time.Duration) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.filling || len(p.ready) >= p.size {
+		return
+	}
+	due := time.Now().Add(delay)
+	if p.timer != nil {
+		if due.Before(p.due) {
+			// A second run, if the first began meanwhile, finds the
+			// pool filling or full.
+			p.timer.Reset(delay)
+			p.due = due
+		}
+		return
+	}
+	p.timer, p.due = time.AfterFunc(delay, p.run), due
+}
+
+// run makes sandboxes until the pool is full. A failure stops it until the
+// next Take.
+func (p *SandboxPool) run() {
+	p.mu.Lock()
+	p.timer = nil
 	if p.filling || len(p.ready) >= p.size {
 		p.mu.Unlock()
 		return
 	}
 	p.filling = true
 	p.mu.Unlock()
-	time.AfterFunc(delay, func() {
-		for {
-			s, err := NewSandbox()
-			p.mu.Lock()
-			if err != nil || len(p.ready) >= p.size {
-				p.filling = false
-				p.mu.Unlock()
-				if s != nil {
-					s.Close()
-				}
-				return
-			}
-			p.ready = append(p.ready, s)
-			full := len(p.ready) >= p.size
-			if full {
-				p.filling = false
-			}
+	for {
+		s, err := NewSandbox()
+		p.mu.Lock()
+		if err != nil || len(p.ready) >= p.size {
+			p.filling = false
 			p.mu.Unlock()
-			if full {
-				return
+			if s != nil {
+				s.Close()
 			}
+			return
 		}
-	})
+		p.ready = append(p.ready, s)
+		full := len(p.ready) >= p.size
+		if full {
+			p.filling = false
+		}
+		p.mu.Unlock()
+		if full {
+			return
+		}
+	}
 }
