@@ -224,3 +224,48 @@ func TestAttachBrokenSandbox(t *testing.T) {
 	}
 	assertDetached(t, m, ep)
 }
+
+// A start that took a sandbox has the next made after the pool's delay;
+// Refill (a container's exit) brings it forward. A pool never taken from
+// makes none on Refill.
+func TestSandboxPoolRefill(t *testing.T) {
+	p := NewSandboxPool(1, time.Hour)
+	defer p.Close()
+	p.Refill(0)
+	waitPool := func(want int) bool {
+		for range 500 { // a bound against hangs, not a threshold
+			p.mu.Lock()
+			n, filling := len(p.ready), p.filling
+			p.mu.Unlock()
+			if n == want && !filling {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	}
+	time.Sleep(50 * time.Millisecond)
+	p.mu.Lock()
+	if len(p.ready) != 0 || p.timer != nil {
+		t.Errorf("Refill of a pool never taken from made or scheduled a sandbox")
+	}
+	p.mu.Unlock()
+	if p.Take() != nil || !waitPool(1) { // a miss fills at once
+		t.Fatal("the pool was not filled after a miss")
+	}
+	s := p.Take()
+	if s == nil {
+		t.Fatal("no sandbox ready")
+	}
+	s.Close()
+	p.mu.Lock()
+	scheduled := p.timer != nil && len(p.ready) == 0
+	p.mu.Unlock()
+	if !scheduled {
+		t.Fatal("a hit did not schedule the next sandbox for later")
+	}
+	p.Refill(0)
+	if !waitPool(1) {
+		t.Fatal("Refill did not bring the scheduled fill forward")
+	}
+}
