@@ -189,7 +189,14 @@ const bridgeStartNote = "`run --rm busybox true` with a bridge network and one p
 	"(`-p 127.0.0.1::80`, a free host port) against the same with `--network none`, in a store with busybox imported " +
 	"(berth: its monitor already running; own bridge and subnet; podman: runc, cgroupfs, its default network backend). " +
 	"berth's bridge stays once made, as docker0 does (an untimed first run makes it); podman's netavark makes and removes podman0 around a lone container. " +
+	"Every side waits 200 ms, untimed, before its timed run, for the kernel's asynchronous teardown of the runs before (network namespaces, bridges). " +
 	"Target (issue 5): berth's bridge start at most 5 ms over its none start. Run with -runs 20 for the published table"
+
+// settle waits, untimed, for the kernel's asynchronous work of the runs
+// before (a network namespace's teardown, cleanup_net, holds the RTNL lock
+// while it deletes the namespace's veth; podman's run before deletes its
+// bridge too): it fell in the next run's timed start, whichever side's.
+func settle() { time.Sleep(200 * time.Millisecond) }
 
 // bridgeStart is the start latency a bridge network with one published
 // port adds over --network none.
@@ -203,12 +210,14 @@ func bridgeStart(env Env, bb busybox) harness.Row {
 			if err := b.execEnv(args...)(ctx); err != nil {
 				return nil, err
 			}
+			settle()
 			return rec.wrap(side, b.execEnv(args...)), nil
 		}, nil)
 	}
 	prun := func(side string, extra ...string) harness.Side {
 		args := append(append([]string{"run", "--rm"}, extra...), "busybox", "true")
 		return podmanPrepared(side, bb.tar, "busybox", func(_ context.Context, p *testutil.Podman) (harness.Timed, error) {
+			settle()
 			return rec.wrap(side, harness.Exec(p.Env, p.Bin, p.Args(args...)...)), nil
 		}, nil)
 	}
