@@ -398,8 +398,10 @@ func (m *Manager) makeVeth(n *Network, ep *Endpoint, br netlink.Link, ready func
 	}
 	defer ns.Close()
 	mac, _ := net.ParseMAC(ep.MAC)
+	hostEnd := hostEndAttrs(ep.HostVeth)
+	hostEnd.MasterIndex, hostEnd.MTU, hostEnd.Flags = br.Attrs().Index, br.Attrs().MTU, net.FlagUp
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: ep.HostVeth, MasterIndex: br.Attrs().Index, MTU: br.Attrs().MTU, Flags: net.FlagUp},
+		LinkAttrs:        hostEnd,
 		PeerName:         ep.Interface,
 		PeerHardwareAddr: mac,
 		PeerNamespace:    netlink.NsFd(ns),
