@@ -385,8 +385,23 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		return 0, err
 	}
 	tr := newRunTrace(c.ID)
+	// The log file (on the data root's disk) is opened while the bundle is
+	// made: neither waits for the other.
+	type opened struct {
+		w   *logs.Writer
+		err error
+	}
+	logc := make(chan opened, 1)
+	go func() {
+		w, err := logs.Create(c.LogPath)
+		logc <- opened{w, err}
+	}()
 	bundle, err := e.prepareBundle(ctx, c, tr)
+	lo := <-logc
 	if err != nil {
+		if lo.err == nil {
+			lo.w.Close()
+		}
 		return 0, err
 	}
 	defer func() {
@@ -395,7 +410,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 			e.unprepare(c.ID)
 		}
 	}()
-	lw, err := logs.Create(c.LogPath)
+	lw, err := lo.w, lo.err
 	if err != nil {
 		return 0, err
 	}
