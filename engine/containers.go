@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -423,6 +424,15 @@ func (e *Engine) removeReleased(ctx context.Context, c *container.Container, wit
 		}
 	})
 	wg.Go(func() { os.RemoveAll(e.runDir(c.ID)) })
+	// The networks it was connected to while stopped (network connect)
+	// forget it.
+	wg.Go(func() {
+		if nm, err := e.networkManager(); err == nil {
+			if err := nm.ForgetConnections(ctx, c.ID); err != nil {
+				slog.Warn("forget network connections", "container", c.ID, "err", err)
+			}
+		}
+	})
 	if withVolumes {
 		for _, m := range c.Mounts {
 			if m.Type == "volume" {

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/image"
+	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
 )
@@ -46,6 +47,11 @@ type Engine struct {
 
 	// exe is the berth binary, re-executed as the container monitor.
 	exe string
+	// sandboxes are network namespaces made ahead for bridge starts: the
+	// monitor's (nil in any other process, which makes its namespace
+	// when it needs one). They are the process's kernel objects and die
+	// with it.
+	sandboxes *network.SandboxPool
 }
 
 // New opens the engine's stores under opts.Root, creating them if needed.

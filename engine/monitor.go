@@ -26,6 +26,7 @@ import (
 	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/monitor"
+	"github.com/berth-dev/berth/network"
 	"github.com/berth-dev/berth/snapshot"
 )
 
@@ -85,6 +86,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	if err != nil {
 		return err
 	}
+	e.sandboxes = network.NewSandboxPool(1, network.SandboxDelay)
 	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
 	defer m.purging.Wait() // the files of containers just removed
 	m.startTime, _ = procfs.StartTime(os.Getpid())

@@ -81,7 +81,7 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 		// before it is done or opens the namespace, and every way out
 		// waits for it too.
 		var ready func() error
-		if sb := network.TakeSandbox(); sb != nil {
+		if sb := e.takeSandbox(); sb != nil {
 			defer sb.Close()
 			ready = startMount(func() error { return sb.Mount(netns) })
 			req.Sandbox = sb
@@ -168,7 +168,9 @@ func (e *Engine) teardownNetwork(ctx context.Context, id string) {
 	wg.Wait()
 	// The container's start is over: the monitor's next sandbox is made
 	// now, before the next start wants it.
-	network.RefillSandboxes()
+	if e.sandboxes != nil {
+		e.sandboxes.Refill(network.RefillDelay)
+	}
 	tr.mark("net: netns unmounted")
 }
 
@@ -326,4 +328,13 @@ func (e *Engine) validateNetwork(ctx context.Context, c *container.Container) er
 	// A host port already taken fails `run` before the container exists;
 	// Attach checks again, under the network lock, when it starts.
 	return nm.CheckPorts(ctx, ports)
+}
+
+// takeSandbox takes a ready network namespace from the monitor's pool, or
+// returns nil (outside the monitor, or none ready).
+func (e *Engine) takeSandbox() *network.Sandbox {
+	if e.sandboxes == nil {
+		return nil
+	}
+	return e.sandboxes.Take()
 }

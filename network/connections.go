@@ -140,6 +140,9 @@ func (m *Manager) RemoveConnection(ctx context.Context, containerID, networkID s
 // ForgetConnections forgets every connection of the container (it is
 // removed).
 func (m *Manager) ForgetConnections(ctx context.Context, containerID string) error {
+	if _, err := os.Stat(m.connFile(containerID)); errors.Is(err, fs.ErrNotExist) {
+		return nil // none kept: no lock to take
+	}
 	l, err := m.lock()
 	if err != nil {
 		return err

@@ -262,31 +262,17 @@ func NewSandboxPool(size int, delay time.Duration) *SandboxPool {
 	return &SandboxPool{size: max(size, 1), delay: delay}
 }
 
-// processSandboxes is the process's pool, of one sandbox: a start takes
-// it and the next is made in the background. Like hostLinks and the nft
-// package's connection, it holds kernel objects that are the process's
-// own and die with it.
-var processSandboxes = sync.OnceValue(func() *SandboxPool { return NewSandboxPool(1, sandboxDelay) })
-
-// sandboxDelay is how long after a start took a sandbox the pool makes the
-// next, unless a container's exit (Refill) says so sooner: after that
-// start, not during it (on a 2-CPU machine, making one while a start ran
-// cost the start more than the sandbox saved it). refillDelay is how long
-// after a container's exit: after the exit is handled and its client
-// told, and before a client that starts another container right after
-// (a script's next `run`) reaches the monitor.
+// SandboxDelay is how long after a start took a sandbox a container
+// monitor's pool makes the next, unless a container's exit (Refill) says so
+// sooner: after that start, not during it (on a 2-CPU machine, making one
+// while a start ran cost the start more than the sandbox saved it).
+// RefillDelay is how long after a container's exit: after the exit is
+// handled and its client told, and before a client that starts another
+// container right after (a script's next `run`) reaches the monitor.
 const (
-	sandboxDelay = 100 * time.Millisecond
-	refillDelay  = 5 * time.Millisecond
+	SandboxDelay = 100 * time.Millisecond
+	RefillDelay  = 5 * time.Millisecond
 )
-
-// TakeSandbox takes a sandbox from the process's pool (see SandboxPool.Take).
-func TakeSandbox() *Sandbox { return processSandboxes().Take() }
-
-// RefillSandboxes has the process's pool, if a start used it, filled
-// shortly (refillDelay): the engine calls it when a container has exited,
-// when its start is over for sure.
-func RefillSandboxes() { processSandboxes().Refill(refillDelay) }
 
 // Take returns a ready sandbox, or nil if none is, and has the pool
 // filled again in the background: after the pool's delay if it had one

@@ -252,10 +252,17 @@ func TestConnectStopped(t *testing.T) {
 	// A stopped container's connection holds the network; a removed
 	// container's does not.
 	e.b.MustRun("rm", "-f", "s", "peer")
-	e.b.MustRun("create", "--name", "t", "busybox", "true")
+	tid := strings.TrimSpace(e.b.MustRun("create", "--name", "t", "busybox", "true").Stdout)
 	e.b.MustRun("network", "connect", "later", "t")
+	kept := filepath.Join(e.b.Root, "network", "connections", tid+".json")
+	if _, err := os.Stat(kept); err != nil {
+		t.Fatalf("the connection of a stopped container is not kept: %v", err)
+	}
 	e.mustFail("has containers connected", "network", "rm", "later")
 	e.b.MustRun("rm", "-f", "t")
+	if _, err := os.Stat(kept); !os.IsNotExist(err) {
+		t.Errorf("rm left the container's kept connections: %v", err)
+	}
 	e.b.MustRun("network", "rm", "later")
 }
 
