@@ -52,6 +52,9 @@ type Engine struct {
 	// when it needs one). They are the process's kernel objects and die
 	// with it.
 	sandboxes *network.SandboxPool
+	// endpoints caches the network's endpoint records for the monitor
+	// (nil elsewhere: a command reads them once).
+	endpoints *network.EndpointCache
 }
 
 // New opens the engine's stores under opts.Root, creating them if needed.

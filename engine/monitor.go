@@ -87,6 +87,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		return err
 	}
 	e.sandboxes = network.NewSandboxPool(1, network.SandboxDelay)
+	e.endpoints = network.NewEndpointCache()
 	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
 	defer m.purging.Wait() // the files of containers just removed
 	m.startTime, _ = procfs.StartTime(os.Getpid())

@@ -34,6 +34,7 @@ func (e *Engine) tracedNetworkManager(tr *runTrace) (*network.Manager, error) {
 		DefaultSubnet: d.Subnet,
 		DefaultBridge: d.Bridge,
 		UserSubnets:   d.UserSubnets,
+		Endpoints:     e.endpoints,
 	}
 	if tr != nil {
 		opts.Trace = tr.mark

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -95,10 +97,70 @@ func (m *Manager) endpointFile(netID, containerID string) string {
 
 // endpoints reads the endpoint records of a network.
 func (m *Manager) endpoints(netID string) ([]*Endpoint, error) {
-	return readEndpoints(m.endpointDir(netID))
+	return m.opts.Endpoints.read(m.endpointDir(netID))
 }
 
 func readEndpoints(dir string) ([]*Endpoint, error) {
+	return (*EndpointCache)(nil).read(dir)
+}
+
+// EndpointCache keeps the endpoint records a long-lived process (the
+// container monitor) has read, so that reading a network's records again
+// costs a stat per record rather than a read and a decode (every attach
+// reads them all: 1.7 ms at 100 containers without it). A record is
+// replaced by a rename, never written in place, so a file whose inode,
+// size and change time are those of the one read holds the record read.
+// A nil cache caches nothing.
+type EndpointCache struct {
+	mu sync.Mutex
+	m  map[string]cachedEndpoint
+}
+
+type cachedEndpoint struct {
+	ino   uint64
+	size  int64
+	ctime unix.Timespec
+	ep    Endpoint
+}
+
+// NewEndpointCache returns an empty cache.
+func NewEndpointCache() *EndpointCache {
+	return &EndpointCache{m: map[string]cachedEndpoint{}}
+}
+
+// get returns a copy of the record at path if the file is the one cached.
+func (c *EndpointCache) get(path string, st *unix.Stat_t) (*Endpoint, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ce, ok := c.m[path]
+	if !ok || ce.ino != st.Ino || ce.size != st.Size || ce.ctime != st.Ctim {
+		return nil, false
+	}
+	e := ce.ep
+	e.Aliases, e.Ports, e.DNS = slices.Clone(e.Aliases), slices.Clone(e.Ports), slices.Clone(e.DNS)
+	return &e, true
+}
+
+func (c *EndpointCache) put(path string, st *unix.Stat_t, e *Endpoint) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ce := cachedEndpoint{ino: st.Ino, size: st.Size, ctime: st.Ctim, ep: *e}
+	ce.ep.Aliases, ce.ep.Ports, ce.ep.DNS = slices.Clone(e.Aliases), slices.Clone(e.Ports), slices.Clone(e.DNS)
+	c.m[path] = ce
+}
+
+// forgetGone drops the cached records of dir whose files are gone.
+func (c *EndpointCache) forgetGone(dir string, present map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.m {
+		if filepath.Dir(p) == dir && !present[p] {
+			delete(c.m, p)
+		}
+	}
+}
+
+func (c *EndpointCache) read(dir string) ([]*Endpoint, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -106,19 +168,50 @@ func readEndpoints(dir string) ([]*Endpoint, error) {
 		return nil, fmt.Errorf("read endpoints: %w", err)
 	}
 	var out []*Endpoint
+	var present map[string]bool
+	if c != nil {
+		present = map[string]bool{}
+		defer c.forgetGone(dir, present)
+	}
 	for _, de := range ents {
 		if !strings.HasSuffix(de.Name(), ".json") || strings.HasPrefix(de.Name(), ".") {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		p := filepath.Join(dir, de.Name())
+		var st unix.Stat_t
+		if c != nil {
+			present[p] = true
+			if err := unix.Stat(p, &st); err == nil {
+				if e, ok := c.get(p, &st); ok {
+					out = append(out, e)
+					continue
+				}
+			}
+		}
+		f, err := os.Open(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		} else if err != nil {
 			return nil, fmt.Errorf("read endpoints: %w", err)
 		}
+		// The file read is the one stat'ed for the cache.
+		if c != nil {
+			err = unix.Fstat(int(f.Fd()), &st)
+		}
+		var b []byte
+		if err == nil {
+			b, err = io.ReadAll(f)
+		}
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("read endpoints: %w", err)
+		}
 		var e Endpoint
 		if err := json.Unmarshal(b, &e); err != nil {
 			return nil, errdefs.DataCorrupt("endpoint %s: %v", de.Name(), err)
+		}
+		if c != nil {
+			c.put(p, &st, &e)
 		}
 		out = append(out, &e)
 	}

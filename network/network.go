@@ -76,6 +76,9 @@ type Options struct {
 	// Trace, if not nil, is called after each step of Attach and Release
 	// with the step's name (the engine's BERTH_TRACE).
 	Trace func(step string)
+	// Endpoints, if not nil, keeps the endpoint records read, for the
+	// next Manager of a long-lived process.
+	Endpoints *EndpointCache
 }
 
 // Network is a network's configuration, as stored.
