@@ -83,7 +83,7 @@ func newInfoCmd(a *app) *cobra.Command {
 
 func newSystemCmd(a *app) *cobra.Command {
 	c := &cobra.Command{Use: "system", Short: "Manage berth", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
-	c.AddCommand(newDfCmd(a), newSystemPruneCmd(a), newInfoCmd(a))
+	c.AddCommand(newDfCmd(a), newSystemPruneCmd(a), newInfoCmd(a), newSystemResetCmd(a))
 	return c
 }
 
@@ -145,6 +145,31 @@ func newDfCmd(a *app) *cobra.Command {
 	}
 	c.Flags().BoolVarP(&verbose, "verbose", "v", false, "Show detailed information on space usage")
 	c.Flags().StringVar(&formatStr, "format", "", "Format output using a custom template")
+	return c
+}
+
+// newSystemResetCmd is podman's system reset: everything of the data root
+// and the run root goes, networks on the host included.
+func newSystemResetCmd(a *app) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "reset [OPTIONS]",
+		Short: "Reset berth's storage to its initial state",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			warn := "WARNING! This will remove:\n  - all containers\n  - all networks, their bridges and firewall rules\n" +
+				"  - all images and build cache\n  - all volumes\n"
+			if !force && !confirm(a, warn) {
+				return nil
+			}
+			e, err := a.engine(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return e.Reset(cmd.Context())
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
 	return c
 }
 

@@ -453,6 +453,45 @@ func (m *Manager) removeLocked(ctx context.Context, n *Network) error {
 	return nil
 }
 
+// Reset undoes every network of this root on the host, its default one
+// included: bridges, firewall rules, resolvers, records and state. The
+// engine calls it for `system reset`, once every container is gone; an
+// endpoint still recorded is detached first.
+func (m *Manager) Reset(ctx context.Context) error {
+	l, err := m.lock()
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	nets, err := m.list()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range nets {
+		eps, err := m.endpoints(n.ID)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, ep := range eps {
+			errs = append(errs, m.detachLocked(ctx, n, ep, true))
+		}
+		errs = append(errs, m.teardown(ctx, n))
+		if err := os.RemoveAll(m.stateDir(n.ID)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range []string{m.netDir(), m.connDir()} {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("reset networks: %w", err)
+	}
+	return nil
+}
+
 // Prune removes every user network without containers that keep accepts,
 // and returns the names of those removed.
 func (m *Manager) Prune(ctx context.Context, keep func(*Network) bool) ([]string, error) {

@@ -103,7 +103,7 @@ func buildRow(env Env, c buildCase) (harness.Row, error) {
 			}
 			return b.exec("build", "-q", "-t", "myapp:v1", ctx), nil
 		},
-		Teardown: stopBerth,
+		Teardown: stopBerth(env.Berth),
 	}
 	buildah := harness.Side{
 		Name: "buildah build --layers",

@@ -132,7 +132,7 @@ func runTrue(env Env, bb busybox) harness.Row {
 		}
 		return work, nil
 	}
-	berth.Teardown = stopBerth
+	berth.Teardown = stopBerth(env.Berth)
 	return harness.Row{
 		Name:  "run --rm busybox true",
 		Note:  runNote,
@@ -145,14 +145,19 @@ func runTrue(env Env, bb busybox) harness.Row {
 	}
 }
 
-// stopBerth kills the monitor of the run root in dir (and, should any be
-// left, the containers it watched) so that nothing outlives the run.
-func stopBerth(_ context.Context, dir string) error {
-	runroot := filepath.Join(dir, "run")
-	for _, pid := range processes(func(args []string) bool { return hasArgs(args, "_monitor") && hasArgs(args, "--runroot", runroot) }) {
-		syscall.Kill(pid, syscall.SIGKILL)
+// stopBerth returns a teardown that resets the store in dir with bin
+// (`system reset`: its containers, and what its networks made on the host,
+// which stays otherwise) and kills the run root's monitor (and, should any
+// be left, the containers it watched), so that nothing outlives the run.
+func stopBerth(bin string) func(context.Context, string) error {
+	return func(ctx context.Context, dir string) error {
+		b := berthStore{bin: bin, root: filepath.Join(dir, "root"), runroot: filepath.Join(dir, "run")}
+		exec.CommandContext(ctx, b.bin, b.args("system", "reset", "--force")...).Run()
+		for _, pid := range processes(func(args []string) bool { return hasArgs(args, "_monitor") && hasArgs(args, "--runroot", b.runroot) }) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		return nil
 	}
-	return nil
 }
 
 func runtimeSide(rt string, bb busybox) harness.Side {
@@ -274,7 +279,7 @@ func density(env Env, bb busybox, n int, withPodman bool, runFlags []string) har
 				ids = ids[k:]
 			}
 			res.add("berth: removed all %d in %.1f s", running, time.Since(start).Seconds())
-			stopBerth(ctx, dir)
+			stopBerth(env.Berth)(ctx, dir)
 			return err
 		},
 	}

@@ -128,7 +128,7 @@ func berthPrepared(env Env, name, tar, image string, prep func(ctx context.Conte
 			if teardown != nil {
 				teardown(ctx, b)
 			}
-			return stopBerth(ctx, dir)
+			return stopBerth(env.Berth)(ctx, dir)
 		},
 	}
 }

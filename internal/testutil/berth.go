@@ -104,8 +104,17 @@ func NewBerth(t testing.TB) *Berth {
 		Env:     environWithout("BERTH_ROOT"),
 	}
 	// Cleanups run last-registered first, so this unmounts before
-	// t.TempDir's cleanup removes the directory.
+	// t.TempDir's cleanup removes the directory. `system reset` first
+	// takes what the roots made on the host (the default network's bridge
+	// and firewall rules stay otherwise, as docker0 does).
 	t.Cleanup(func() {
+		if _, err := os.Stat(b.Root); err == nil {
+			reset := exec.Command(b.Bin, b.Args("system", "reset", "--force")...)
+			reset.Env = b.Env
+			if out, err := reset.CombinedOutput(); err != nil {
+				t.Logf("berth system reset: %v\n%s", err, out)
+			}
+		}
 		if err := UnmountAll(dir); err != nil {
 			t.Errorf("cleaning up berth's roots: %v", err)
 		}
