@@ -23,7 +23,8 @@ b() { "$berth" --runroot "$demo/run" "$@"; }
 step() { printf '\n\033[1m$ berth %s\033[0m\n' "$*"; b "$@"; }
 registry_pid=
 cleanup() {
-	"$berth" --runroot "$demo/run" rm -f web app >/dev/null 2>&1 || true
+	# Everything of the demo's root, its network's bridge and rules too.
+	"$berth" --runroot "$demo/run" system reset --force >/dev/null 2>&1 || true
 	[ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
 	pkill -f -- "--runroot $demo/run " 2>/dev/null || true
 	umount -R "$demo/run" 2>/dev/null || true # the run root's tmpfs
