@@ -580,18 +580,12 @@ func newContainerPruneCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids, err := e.PruneContainers(cmd.Context(), f)
+			ids, reclaimed, err := e.PruneContainers(cmd.Context(), f)
 			if err != nil {
 				return err
 			}
-			if len(ids) > 0 {
-				fmt.Fprintln(a.Out, "Deleted Containers:")
-				for _, id := range ids {
-					fmt.Fprintln(a.Out, id)
-				}
-				fmt.Fprintln(a.Out)
-			}
-			fmt.Fprintln(a.Out, "Total reclaimed space: 0B")
+			printDeletedNames(a, "Deleted Containers:", ids)
+			fmt.Fprintf(a.Out, "Total reclaimed space: %s\n", format.Size(reclaimed))
 			return nil
 		},
 	}

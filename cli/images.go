@@ -489,6 +489,19 @@ func printPrune(a *app, rep *engine.PruneReport, title string) {
 	fmt.Fprintf(a.Out, "Total reclaimed space: %s\n", format.Size(rep.SpaceReclaimed))
 }
 
+// printDeletedNames prints what a prune removed, as docker does: a title,
+// a name a line, a blank line (nothing when nothing was removed).
+func printDeletedNames(a *app, title string, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(a.Out, title)
+	for _, n := range names {
+		fmt.Fprintln(a.Out, n)
+	}
+	fmt.Fprintln(a.Out)
+}
+
 // confirm asks the user; no lock is held while it waits.
 func confirm(a *app, warning string) bool {
 	fmt.Fprintf(a.Out, "%s\nAre you sure you want to continue? [y/N] ", warning)

@@ -206,12 +206,7 @@ func newNetworkPruneCmd(a *app) *cobra.Command {
 				return err
 			}
 			removed, err := e.NetworkPrune(cmd.Context(), f)
-			if len(removed) > 0 {
-				fmt.Fprintln(a.Out, "Deleted Networks:")
-				for _, n := range removed {
-					fmt.Fprintln(a.Out, n)
-				}
-			}
+			printDeletedNames(a, "Deleted Networks:", removed)
 			return err
 		},
 	}

@@ -202,11 +202,22 @@ func newSystemPruneCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep, err := e.SystemPrune(cmd.Context(), all, f)
+			rep, err := e.SystemPrune(cmd.Context(), all, volumes, f)
 			if err != nil {
 				return err
 			}
-			printPrune(a, rep, "Deleted Images:")
+			printDeletedNames(a, "Deleted Containers:", rep.Containers)
+			printDeletedNames(a, "Deleted Networks:", rep.Networks)
+			printDeletedNames(a, "Deleted Volumes:", rep.Volumes)
+			if len(rep.Images) > 0 {
+				fmt.Fprintln(a.Out, "Deleted Images:")
+				printDeletes(a.Out, rep.Images)
+				fmt.Fprintln(a.Out)
+			}
+			if rep.BuildCache > 0 {
+				fmt.Fprintf(a.Out, "Deleted build cache objects: %d\n\n", rep.BuildCache)
+			}
+			fmt.Fprintf(a.Out, "Total reclaimed space: %s\n", format.Size(rep.SpaceReclaimed))
 			return nil
 		},
 	}

@@ -132,18 +132,12 @@ func newVolumeCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			removed, err := e.PruneVolumes(cmd.Context(), pruneAll, f)
+			removed, reclaimed, err := e.PruneVolumes(cmd.Context(), pruneAll, f)
 			if err != nil {
 				return err
 			}
-			if len(removed) > 0 {
-				fmt.Fprintln(a.Out, "Deleted Volumes:")
-				for _, n := range removed {
-					fmt.Fprintln(a.Out, n)
-				}
-				fmt.Fprintln(a.Out)
-			}
-			fmt.Fprintln(a.Out, "Total reclaimed space: 0B")
+			printDeletedNames(a, "Deleted Volumes:", removed)
+			fmt.Fprintf(a.Out, "Total reclaimed space: %s\n", format.Size(reclaimed))
 			return nil
 		},
 	}

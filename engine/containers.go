@@ -463,22 +463,29 @@ func (e *Engine) RenameContainer(ctx context.Context, ref, name string) error {
 	return e.containers.Rename(ctx, c.ID, name)
 }
 
-// PruneContainers removes every stopped container.
-func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) ([]string, error) {
+// PruneContainers removes every stopped container that f selects, and
+// returns their IDs and the space their writable layers took.
+func (e *Engine) PruneContainers(ctx context.Context, f filters.Args) ([]string, int64, error) {
 	list, err := e.Containers(ctx, ContainerListOptions{All: true})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var removed []string
+	var reclaimed int64
 	for _, c := range list {
 		if c.State.Running || !e.matchContainer(ctx, c, f) {
 			continue
 		}
+		size := int64(0)
+		if upper, err := e.snaps.UpperDir(ctx, c.Berth.RootfsKey); err == nil {
+			size = dirSize(upper)
+		}
 		if err := e.removeStopped(ctx, c.ID, false); err == nil {
 			removed = append(removed, c.ID)
+			reclaimed += size
 		}
 	}
-	return removed, nil
+	return removed, reclaimed, nil
 }
 
 // runDir holds a container's state that does not survive a reboot: its

@@ -209,10 +209,49 @@ func (e *Engine) DiskUsage(ctx context.Context) (*DiskUsage, error) {
 	return du, nil
 }
 
-// SystemPrune removes what nothing uses: dangling images (every unused
-// image with all), then unreferenced data.
-func (e *Engine) SystemPrune(ctx context.Context, all bool, f filters.Args) (*PruneReport, error) {
-	return e.PruneImages(ctx, all, f)
+// SystemPruneReport is what SystemPrune removed.
+type SystemPruneReport struct {
+	Containers, Networks, Volumes []string
+	// Images are the images' untags and deletions.
+	Images []DeleteResponse
+	// BuildCache counts the build cache records removed.
+	BuildCache int
+	// SpaceReclaimed sums the space of all of them.
+	SpaceReclaimed int64
+}
+
+// SystemPrune removes what nothing uses, as docker system prune does:
+// stopped containers, networks without containers, with volumes the
+// anonymous volumes no container uses, dangling images (every unused image
+// with all), and the build cache; f (until, label) selects among them.
+func (e *Engine) SystemPrune(ctx context.Context, all, volumes bool, f filters.Args) (*SystemPruneReport, error) {
+	rep := &SystemPruneReport{}
+	var reclaimed int64
+	var err error
+	if rep.Containers, reclaimed, err = e.PruneContainers(ctx, f); err != nil {
+		return rep, err
+	}
+	rep.SpaceReclaimed += reclaimed
+	if rep.Networks, err = e.NetworkPrune(ctx, f); err != nil {
+		return rep, err
+	}
+	if volumes {
+		if rep.Volumes, reclaimed, err = e.PruneVolumes(ctx, false, f); err != nil {
+			return rep, err
+		}
+		rep.SpaceReclaimed += reclaimed
+	}
+	images, err := e.PruneImages(ctx, all, f)
+	if err != nil {
+		return rep, err
+	}
+	rep.Images = images.Deleted
+	rep.SpaceReclaimed += images.SpaceReclaimed
+	if rep.BuildCache, reclaimed, err = e.PruneBuildCache(ctx); err != nil {
+		return rep, err
+	}
+	rep.SpaceReclaimed += reclaimed
+	return rep, nil
 }
 
 // dirSize sums the sizes of the regular files under dir (each hard-linked

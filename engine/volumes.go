@@ -80,24 +80,28 @@ func (e *Engine) RemoveVolume(ctx context.Context, name string, force bool) erro
 }
 
 // PruneVolumes removes the anonymous volumes no container uses (all unused
-// ones with all), as docker volume prune does since 23.0.
-func (e *Engine) PruneVolumes(ctx context.Context, all bool, f filters.Args) ([]string, error) {
+// ones with all) that f selects, as docker volume prune does since 23.0,
+// and returns their names and the space their data took.
+func (e *Engine) PruneVolumes(ctx context.Context, all bool, f filters.Args) ([]string, int64, error) {
 	vols, err := e.Volumes(ctx, f)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	used, err := e.volumesInUse(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	var removed []string
+	var reclaimed int64
 	for _, v := range vols {
 		if used[v.Name] != "" || (!all && !v.Anonymous) {
 			continue
 		}
+		size := dirSize(v.Mountpoint)
 		if err := e.volumes.Remove(ctx, v.Name); err == nil {
 			removed = append(removed, v.Name)
+			reclaimed += size
 		}
 	}
-	return removed, nil
+	return removed, reclaimed, nil
 }

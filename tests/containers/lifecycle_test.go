@@ -386,11 +386,15 @@ func TestRenamePauseUnpause(t *testing.T) {
 // TestContainerPrune: prune removes the stopped containers and only them.
 func TestContainerPrune(t *testing.T) {
 	e := newEnv(t)
-	exited := e.must("run", "-d", "busybox", "true")
+	// 100 KiB written in its layer: prune reports the space it frees.
+	exited := e.must("run", "-d", "busybox", "dd", "if=/dev/zero", "of=/big", "bs=1024", "count=100")
 	e.must("wait", exited)
 	created := e.must("create", "busybox", "true")
 	running := e.must("run", "-d", "busybox", "sleep", "1000")
 	out := e.must("container", "prune", "-f")
+	if !strings.Contains(out, "Total reclaimed space: 102kB") {
+		t.Errorf("prune reclaimed, want 102kB:\n%s", out)
+	}
 	for _, id := range []string{exited, created} {
 		if !strings.Contains(out, id) {
 			t.Errorf("prune did not report %s:\n%s", id[:12], out)
@@ -451,5 +455,35 @@ func TestVolumes(t *testing.T) {
 	}
 	if res := e.run("volume", "rm", "nosuchvolume"); res.Code != 125 {
 		t.Errorf("volume rm of a missing volume: %s", res)
+	}
+}
+
+// TestSystemPrune: system prune removes what docker's does, stopped
+// containers, networks without containers, with --volumes anonymous
+// volumes no container uses, dangling images, and says how much space it
+// freed; what is in use stays.
+func TestSystemPrune(t *testing.T) {
+	e := newEnv(t)
+	stopped := e.must("run", "-d", "busybox", "dd", "if=/dev/zero", "of=/big", "bs=1024", "count=100")
+	e.must("wait", stopped)
+	running := e.must("run", "-d", "-v", "/inuse", "busybox", "sleep", "1000")
+	anon := e.must("create", "-v", "/anon", "busybox", "true")
+	anonVol := e.inspect(anon, "{{range .Mounts}}{{.Name}}{{end}}")
+	e.must("rm", anon) // its anonymous volume stays without -v
+	e.must("network", "create", "unused")
+	out := e.must("system", "prune", "-f", "--volumes")
+	for _, want := range []string{"Deleted Containers:\n" + stopped, "Deleted Networks:\nunused", "Deleted Volumes:\n" + anonVol, "Total reclaimed space: 102kB"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("system prune output lacks %q:\n%s", want, out)
+		}
+	}
+	if got := e.must("ps", "-aq", "--no-trunc"); got != running {
+		t.Errorf("after system prune ps -a lists %q, want only the running container", got)
+	}
+	if got := e.must("network", "ls", "--format", "{{.Name}}"); strings.Contains(got, "unused") {
+		t.Errorf("network unused is left after system prune:\n%s", got)
+	}
+	if got := e.must("volume", "ls", "-q"); strings.Contains(got, anonVol) || got == "" {
+		t.Errorf("volumes after system prune --volumes: %q (want the running container's only)", got)
 	}
 }
