@@ -3,6 +3,8 @@ package procfs
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -21,5 +23,43 @@ func TestAlive(t *testing.T) {
 	cmd.Run()
 	if Alive(cmd.Process.Pid, "") {
 		t.Fatal("an exited process is alive")
+	}
+}
+
+func TestUnescapeMountPath(t *testing.T) {
+	for in, want := range map[string]string{
+		`/a/b`:         `/a/b`,
+		`/a\040b`:      `/a b`,
+		`/a\134b`:      `/a\b`,
+		`/trailing\04`: `/trailing\04`,
+	} {
+		if got := unescapeMountPath(in); got != want {
+			t.Errorf("unescapeMountPath(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestMountsBelow finds a mount made below a directory, and not the
+// directory's own.
+func TestMountsBelow(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "a b")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	got, err := MountsBelow(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, _ := filepath.EvalSymlinks(sub)
+	if len(got) != 1 || got[0] != real {
+		t.Errorf("MountsBelow(%s) = %q, want [%s]", dir, got, real)
 	}
 }

@@ -88,19 +88,6 @@ func TestPodman(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/a/b`:         `/a/b`,
-		`/a\040b`:      `/a b`,
-		`/a\134b`:      `/a\b`,
-		`/trailing\04`: `/trailing\04`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestPodmanCrun runs a container in podman with crun. It mounts the hugetlb
 // cgroup hierarchy on the host (see EnsureHugetlbV1), so it runs only when
 // BERTH_TEST_CRUN=1.
