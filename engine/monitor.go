@@ -82,27 +82,37 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 		return fmt.Errorf("monitor: %w", err)
 	}
 	ln.SetUnlinkOnClose(false)
+	// The socket is removed by this monitor only while it is still the one
+	// this monitor bound: after a system reset, a new monitor may listen at
+	// the same path (in a new run root) before this one exits.
+	bound, err := os.Stat(sock)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("monitor: %w", err)
+	}
 	reaper, err := monitor.NewReaper()
 	if err != nil {
 		return err
 	}
 	e.sandboxes = network.NewSandboxPool(1, network.SandboxDelay)
 	e.endpoints = network.NewEndpointCache()
-	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1)}
+	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1), quit: make(chan struct{})}
 	defer m.purging.Wait() // the files of containers just removed
 	m.startTime, _ = procfs.StartTime(os.Getpid())
 	startLock.Unlock()
 	starting = false
 	signalReady()
 	// stopListening closes the listener under the start lock, which the
-	// process keeps until it exits (see above).
-	stopListening := func() {
+	// process keeps until it exits (see above). Only the first call acts.
+	m.stopListening = sync.OnceFunc(func() {
 		if l, err := fsutil.LockFile(filepath.Join(e.runRoot, "monitor.start.lock")); err == nil {
 			startLock, starting = l, true
 		}
 		ln.Close()
-		os.Remove(sock)
-	}
+		if fi, err := os.Stat(sock); err == nil && os.SameFile(fi, bound) {
+			os.Remove(sock)
+		}
+	})
 
 	stale := make(chan struct{})
 	go func() {
@@ -118,7 +128,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 			// this one's backlog) starts the new binary.
 			if exeReplaced() && m.idle() {
 				m.mu.Lock()
-				stopListening()
+				m.stopListening()
 				m.mu.Unlock()
 				c.Close()
 				close(stale)
@@ -138,10 +148,14 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	for {
 		select {
 		case <-ctx.Done():
-			stopListening()
+			m.mu.Lock()
+			m.stopListening()
+			m.mu.Unlock()
 			return nil
 		case <-stale:
 			return nil // no longer listening (see above)
+		case <-m.quit:
+			return nil // no longer listening (see exit)
 		case <-m.activity:
 			idle.Reset(monitorIdle)
 			quiet.Reset(monitorQuiet)
@@ -154,7 +168,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 				// Stop accepting while holding mu: a client that connects
 				// now gets a refusal and starts a new monitor, which waits
 				// for our locks.
-				stopListening()
+				m.stopListening()
 				m.mu.Unlock()
 				return nil
 			}
@@ -168,11 +182,16 @@ type monitorServer struct {
 	e         *Engine
 	reaper    *monitor.Reaper
 	activity  chan struct{}
-	startTime string // of this process, recorded with each container it starts
+	quit      chan struct{} // closed when an exit request is granted
+	startTime string        // of this process, recorded with each container it starts
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	conns    int
+	mu      sync.Mutex
+	exiting bool // see exit
+	// stopListening closes the listener and removes the socket (once);
+	// it is called with mu held.
+	stopListening func()
+	sessions      map[string]*session
+	conns         int
 	// purging counts the removed containers whose files are being deleted.
 	purging sync.WaitGroup
 }
@@ -258,9 +277,31 @@ func (m *monitorServer) handle(ctx context.Context, c *monitor.Conn) {
 		m.wait(ctx, c, req)
 	case "exec":
 		m.exec(ctx, c, req)
+	case "exit":
+		m.exit(c)
 	default:
 		c.WriteJSON(monitor.Response{Error: fmt.Sprintf("unknown monitor request %q", req.Op)})
 	}
+}
+
+// exit grants a request to exit now, rather than once idle for a while, to
+// a monitor that watches no container (system reset asks it): it answers,
+// then stops listening and exits. A start that comes in between is closed
+// unanswered, as during a handover, and its client starts a new monitor.
+func (m *monitorServer) exit(c *monitor.Conn) {
+	m.mu.Lock()
+	n := len(m.sessions)
+	if n == 0 && !m.exiting {
+		m.stopListening()
+		m.exiting = true
+		close(m.quit)
+	}
+	m.mu.Unlock()
+	if n > 0 {
+		c.WriteJSON(monitor.Response{Error: fmt.Sprintf("the monitor watches %d container(s)", n), Class: errdefs.ErrConflict.Error(), ExitCode: 125})
+		return
+	}
+	c.WriteJSON(monitor.Response{})
 }
 
 func errResponse(err error) monitor.Response {
@@ -281,6 +322,10 @@ func errResponse(err error) monitor.Response {
 // it exits.
 func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.Request) {
 	m.mu.Lock()
+	if m.exiting {
+		m.mu.Unlock()
+		return // unanswered: the client starts a new monitor (see exit)
+	}
 	if _, ok := m.sessions[req.ID]; ok {
 		m.mu.Unlock()
 		c.WriteJSON(monitor.Response{Error: "container " + req.ID[:12] + " is already running", Class: errdefs.ErrConflict.Error(), ExitCode: 125})

@@ -6,19 +6,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/internal/procfs"
+	"github.com/berth-dev/berth/monitor"
 )
 
 // Reset puts the data root and the run root back to nothing, as podman
 // system reset does: every container (killed if running), every network
 // on the host (bridges, firewall rules, resolvers — the default network's
 // too), and then every image, layer, volume and cache with the roots'
-// contents. The monitor, left with nothing to watch, exits when idle. Run
-// it with nothing else using the roots.
+// contents. The monitor, left with nothing to watch, is asked to exit and
+// waited for. Run it with nothing else using the roots.
 func (e *Engine) Reset(ctx context.Context) error {
 	var errs []error
 	list, err := e.Containers(ctx, ContainerListOptions{All: true})
@@ -35,6 +37,13 @@ func (e *Engine) Reset(ctx context.Context) error {
 	} else if err := nm.Reset(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	// The monitor goes before its run root does: one left running would
+	// serve, and on exit remove, a socket path a new monitor may use.
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := monitor.Stop(sctx, e.runRoot); err != nil {
+		errs = append(errs, err)
+	}
+	cancel()
 	for _, dir := range []string{e.root, e.runRoot} {
 		if err := emptyDir(dir); err != nil {
 			errs = append(errs, err)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -87,4 +88,77 @@ func Alive(runRoot string) bool {
 	}
 	unix.Flock(int(f.Fd()), unix.LOCK_UN)
 	return false
+}
+
+// Stop asks the monitor of runRoot, if one runs, to exit now, and waits
+// until it has. A monitor refuses while it still watches a container; Stop
+// asks again every few milliseconds until ctx ends (after a forced removal
+// of every container, the monitor lets go of them a moment later). System
+// reset uses it so that no monitor outlives the run root it served.
+func Stop(ctx context.Context, runRoot string) error {
+	for {
+		if !Alive(runRoot) {
+			return nil
+		}
+		busy, err := askExit(ctx, runRoot)
+		if err != nil {
+			return fmt.Errorf("stop the container monitor: %w", err)
+		}
+		if !busy {
+			return waitGone(ctx, runRoot)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stop the container monitor: it still watches containers: %w", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// askExit asks the monitor to exit; busy says it refused because it
+// watches containers. A monitor that does not listen is already exiting
+// (or serves a run root whose socket is gone): waiting for its lock is
+// all there is to do.
+func askExit(ctx context.Context, runRoot string) (busy bool, err error) {
+	c, err := dial(ctx, runRoot)
+	if err != nil {
+		return false, nil
+	}
+	defer c.Close()
+	if err := c.WriteJSON(Request{Op: "exit"}); err != nil {
+		return false, err
+	}
+	var resp Response
+	if err := c.ReadJSON(&resp); err != nil {
+		// Closed unanswered: it stopped listening as we connected.
+		return false, nil
+	}
+	if resp.Error == "" {
+		return false, nil
+	}
+	if resp.Class == "conflict" {
+		return true, nil
+	}
+	return false, errors.New(resp.Error)
+}
+
+// waitGone waits until no process holds runRoot's monitor lock.
+func waitGone(ctx context.Context, runRoot string) error {
+	f, err := os.Open(LockPath(runRoot))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer f.Close()
+		done <- unix.Flock(int(f.Fd()), unix.LOCK_SH)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the container monitor to exit: %w", ctx.Err())
+	}
 }

@@ -13,7 +13,7 @@ import (
 
 // Request is what a client asks of the monitor; one per connection.
 type Request struct {
-	Op string // "start", "attach", "wait", "exec", "ping"
+	Op string // "start", "attach", "wait", "exec", "ping", "exit"
 	ID string // container ID
 	// Attach streams the container's stdio over the connection (start and
 	// attach); Stdin also forwards the client's input.

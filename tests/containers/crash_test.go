@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/testutil"
 )
 
 // killMonitor kills the run root's monitor with SIGKILL and waits until it
@@ -135,5 +137,34 @@ func TestMonitorHandsOverToNewBinary(t *testing.T) {
 	}
 	if len(slices.Compact(monitors)) < 2 {
 		t.Errorf("one monitor served every run (%v): it never handed over", monitors)
+	}
+}
+
+// TestResetStopsMonitor: system reset leaves no monitor behind. One that
+// outlived its run root kept serving it and, once idle, removed the socket
+// path at which a new monitor (of the run root made again) listened:
+// every later command then failed to connect.
+func TestResetStopsMonitor(t *testing.T) {
+	e := newEnv(t)
+	for range 3 {
+		e.must("run", "-d", "busybox", "sleep", "1000")
+	}
+	if len(monitorPids(e.RunRoot)) == 0 {
+		t.Fatal("no monitor runs for this run root")
+	}
+	e.must("system", "reset", "--force")
+	if pids := monitorPids(e.RunRoot); len(pids) > 0 {
+		t.Fatalf("monitor(s) %v still run after system reset", pids)
+	}
+	e.must("import", "-c", `CMD ["sh"]`, testutil.Images(t).Busybox, "busybox")
+	id := e.must("run", "-d", "busybox", "sleep", "1000")
+	if got := e.inspect(id, "{{.State.Status}}"); got != "running" {
+		t.Fatalf("a container run after the reset is %q, want running", got)
+	}
+	// With a container running, the monitor refuses to go, and reset
+	// (which removes the container first) still leaves none.
+	e.must("system", "reset", "--force")
+	if pids := monitorPids(e.RunRoot); len(pids) > 0 {
+		t.Fatalf("monitor(s) %v still run after the second system reset", pids)
 	}
 }
