@@ -30,6 +30,7 @@ func newRegistryCmd(a *app) *cobra.Command {
 // override the config file.
 type registryFlags struct {
 	config, addr, root, cert, key, htpasswd string
+	crossMount                              string
 	readOnly, accessLog                     bool
 	gcInterval, gcGrace                     time.Duration
 	maxManifest, maxBody                    int64
@@ -58,6 +59,7 @@ func (f *registryFlags) load(cmd *cobra.Command, a *app) (registry.Config, error
 	set("tls-key", func() { cfg.TLS.Key = f.key })
 	set("htpasswd", func() { cfg.Auth.Htpasswd = f.htpasswd })
 	set("read-only", func() { cfg.ReadOnly = f.readOnly })
+	set("cross-mount", func() { cfg.CrossMount = f.crossMount })
 	set("access-log", func() { cfg.AccessLog = f.accessLog })
 	set("gc-interval", func() { cfg.GC.Interval = registry.Duration(f.gcInterval) })
 	set("gc-grace", func() { cfg.GC.Grace = registry.Duration(f.gcGrace) })
@@ -97,6 +99,7 @@ func (f *registryFlags) register(cmd *cobra.Command, serve bool) {
 	fl.StringVar(&f.key, "tls-key", "", "TLS private key file (PEM)")
 	fl.StringVar(&f.htpasswd, "htpasswd", "", "htpasswd file (bcrypt) for basic authentication")
 	fl.BoolVar(&f.readOnly, "read-only", false, "Refuse pushes and deletes")
+	fl.StringVar(&f.crossMount, "cross-mount", "auto", "Cross-repository blob mounts: auto (with from, and without from when open), from (only with from), off (never: clients upload)")
 	fl.BoolVar(&f.accessLog, "access-log", false, "Log every request")
 	fl.DurationVar(&f.gcInterval, "gc-interval", 0, "Collect garbage this often while serving (0: never)")
 	fl.Int64Var(&f.maxManifest, "max-manifest-size", 4<<20, "Largest manifest accepted, in bytes")

@@ -34,6 +34,9 @@ type Config struct {
 	Root string `json:"root,omitempty"`
 	// ReadOnly refuses every write.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// CrossMount says which cross-repository mounts the registry performs:
+	// "auto" (the default), "from" or "off" (see server.CrossMount).
+	CrossMount string `json:"crossMount,omitempty"`
 
 	TLS struct {
 		Cert string `json:"cert,omitempty"`
@@ -154,6 +157,10 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	mount, err := server.ParseCrossMount(cfg.CrossMount)
+	if err != nil {
+		return nil, err
+	}
 	store, err := storage.Open(cfg.Root)
 	if err != nil {
 		return nil, err
@@ -164,6 +171,7 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 	}
 	opts := server.Options{
 		ReadOnly:        cfg.ReadOnly,
+		CrossMount:      mount,
 		MaxManifestSize: cfg.Limits.ManifestSize,
 		MaxBodySize:     cfg.Limits.BodySize,
 		Log:             log,

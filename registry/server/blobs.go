@@ -132,22 +132,20 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 	ctx := r.Context()
 	if m := q.Get("mount"); m != "" {
 		if d, aerr := parseDigest(m); aerr == nil {
-			from := q.Get("from")
-			if from == "" || storage.ValidName(from) {
-				if from != "" || h.opts.Auth == nil {
-					err := h.store.LinkBlob(ctx, rt.name, from, d)
-					if err == nil {
-						blobCreated(w, rt.name, d)
-						return
-					}
-					if !errdefs.IsNotFound(err) {
-						writeError(w, classify(err, nil))
-						return
-					}
+			if from := q.Get("from"); (from == "" || storage.ValidName(from)) && h.mounts(from) {
+				err := h.store.LinkBlob(ctx, rt.name, from, d)
+				if err == nil {
+					blobCreated(w, rt.name, d)
+					return
+				}
+				if !errdefs.IsNotFound(err) {
+					writeError(w, classify(err, nil))
+					return
 				}
 			}
 		}
-		// Nothing to mount: fall back to an upload session, as the spec says.
+		// Nothing to mount, or not to be mounted (Options.CrossMount): fall
+		// back to an upload session, as the spec says.
 	}
 	if ds := q.Get("digest"); ds != "" {
 		d, aerr := parseDigest(ds)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/registry/auth"
 	"github.com/berth-dev/berth/registry/proxy"
 	"github.com/berth-dev/berth/registry/storage"
@@ -36,6 +37,52 @@ type Options struct {
 	// Log receives what the server has to say besides requests (upstream
 	// failures); nil discards it.
 	Log *slog.Logger
+	// CrossMount says which mount requests link a blob the registry
+	// holds; the zero value is MountAuto.
+	CrossMount CrossMount
+}
+
+// CrossMount says which cross-repository mounts (POST
+// /v2/<name>/blobs/uploads/?mount=<digest>[&from=<repository>]) a registry
+// performs. A mount it does not perform starts an upload session instead
+// (202 and a Location, as the spec says), and the client uploads the blob.
+type CrossMount string
+
+const (
+	// MountAuto mounts a blob of the repository from names, and, when the
+	// request names none and no authorization is configured, any blob the
+	// registry holds (with authorization, a mount without from names no
+	// repository whose pull right could be checked). The default.
+	MountAuto CrossMount = "auto"
+	// MountFrom mounts only a blob of the repository from names: a mount
+	// without from starts an upload, whatever the authorization.
+	MountFrom CrossMount = "from"
+	// MountOff never mounts: every repository receives its blobs by
+	// upload, and no request learns which blobs other repositories hold.
+	MountOff CrossMount = "off"
+)
+
+// ParseCrossMount checks a CrossMount setting; "" is MountAuto.
+func ParseCrossMount(s string) (CrossMount, error) {
+	switch m := CrossMount(s); m {
+	case "":
+		return MountAuto, nil
+	case MountAuto, MountFrom, MountOff:
+		return m, nil
+	}
+	return "", errdefs.InvalidArgument("cross-repository mount %q: want auto, from or off", s)
+}
+
+// mounts reports whether a mount request naming from (maybe "") may link
+// a blob.
+func (h *Handler) mounts(from string) bool {
+	switch h.opts.CrossMount {
+	case MountOff:
+		return false
+	case MountFrom:
+		return from != ""
+	}
+	return from != "" || h.opts.Auth == nil
 }
 
 // DefaultMaxManifestSize is the manifest limit when Options leave it unset;
@@ -51,6 +98,9 @@ type Handler struct {
 
 // New returns a Handler serving store.
 func New(store *storage.Store, opts Options) *Handler {
+	if opts.CrossMount == "" {
+		opts.CrossMount = MountAuto
+	}
 	if opts.MaxManifestSize <= 0 {
 		opts.MaxManifestSize = DefaultMaxManifestSize
 	}
@@ -152,7 +202,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.opts.Auth != nil {
-		u, err := h.opts.Auth.Authorize(r, needs(rt, r))
+		u, err := h.opts.Auth.Authorize(r, h.needs(rt, r))
 		if err != nil {
 			var c *auth.Challenge
 			if errors.As(err, &c) {
@@ -194,8 +244,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// needs lists the accesses a request needs.
-func needs(rt route, r *http.Request) []auth.Access {
+// needs lists the accesses a request needs: a mount the registry would
+// perform needs pull on the repository it mounts from.
+func (h *Handler) needs(rt route, r *http.Request) []auth.Access {
 	repo := func(action string) []auth.Access {
 		return []auth.Access{{Type: "repository", Name: rt.name, Action: action}}
 	}
@@ -216,7 +267,7 @@ func needs(rt route, r *http.Request) []auth.Access {
 	}
 	need := []auth.Access{{Type: "repository", Name: rt.name, Action: auth.Pull}, {Type: "repository", Name: rt.name, Action: auth.Push}}
 	if rt.kind == "uploads" {
-		if from := r.URL.Query().Get("from"); from != "" && r.URL.Query().Get("mount") != "" && storage.ValidName(from) {
+		if from := r.URL.Query().Get("from"); from != "" && r.URL.Query().Get("mount") != "" && storage.ValidName(from) && h.mounts(from) {
 			need = append(need, auth.Access{Type: "repository", Name: from, Action: auth.Pull})
 		}
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/registry/auth"
 	"github.com/berth-dev/berth/registry/storage"
 )
 
@@ -257,5 +259,87 @@ func TestMetrics(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if !strings.Contains(string(b), `berth_registry_requests_total{method="GET",code="200"} 1`) {
 		t.Fatalf("metrics:\n%s", b)
+	}
+}
+
+// allowAll is an Authorizer that lets everyone do everything and keeps
+// the accesses each request needed.
+type allowAll struct{ needed [][]auth.Access }
+
+func (a *allowAll) Authorize(r *http.Request, need []auth.Access) (string, error) {
+	a.needed = append(a.needed, need)
+	return "tester", nil
+}
+
+func TestCrossMount(t *testing.T) {
+	for _, tc := range []struct {
+		mode CrossMount
+		auth bool
+		// The statuses of a mount with from and of one without.
+		withFrom, withoutFrom int
+	}{
+		{"", false, 201, 201},
+		{MountAuto, false, 201, 201},
+		{MountAuto, true, 201, 202},
+		{MountFrom, false, 201, 202},
+		{MountFrom, true, 201, 202},
+		{MountOff, false, 202, 202},
+		{MountOff, true, 202, 202},
+	} {
+		t.Run(fmt.Sprintf("%s/auth=%v", tc.mode, tc.auth), func(t *testing.T) {
+			opts := Options{CrossMount: tc.mode}
+			var az *allowAll
+			if tc.auth {
+				az = &allowAll{}
+				opts.Auth = az
+			}
+			e := newEnv(t, opts)
+			d := e.pushBlob("src/repo", []byte("shared layer"))
+			for i, q := range []string{"?mount=" + d.String() + "&from=src/repo", "?mount=" + d.String()} {
+				dst := fmt.Sprintf("dst/repo%d", i)
+				resp := e.do("POST", "/v2/"+dst+"/blobs/uploads/"+q, nil)
+				want := []int{tc.withFrom, tc.withoutFrom}[i]
+				expect(t, resp, want, "")
+				loc := resp.Header.Get("Location")
+				if want == 201 {
+					if loc != "/v2/"+dst+"/blobs/"+d.String() {
+						t.Fatalf("mount %s: Location %q", q, loc)
+					}
+					expect(t, e.do("GET", "/v2/"+dst+"/blobs/"+d.String(), nil), 200, "")
+					continue
+				}
+				// Not mounted: the repository lacks the blob until the
+				// upload the registry started completes.
+				if !strings.HasPrefix(loc, "/v2/"+dst+"/blobs/uploads/") {
+					t.Fatalf("mount %s: Location %q, want an upload of %s", q, loc, dst)
+				}
+				expect(t, e.do("GET", "/v2/"+dst+"/blobs/"+d.String(), nil), 404, codeBlobUnknown)
+				expect(t, e.do("PUT", loc+"?digest="+d.String(), []byte("shared layer"), "Content-Type", "application/octet-stream"), 201, "")
+				expect(t, e.do("GET", "/v2/"+dst+"/blobs/"+d.String(), nil), 200, "")
+			}
+			if az == nil {
+				return
+			}
+			// A mount with from needs pull on from only when it may mount.
+			pullFrom := false
+			for _, need := range az.needed {
+				for _, a := range need {
+					if a.Name == "src/repo" && a.Action == auth.Pull && a.Type == "repository" && len(need) > 2 {
+						pullFrom = true
+					}
+				}
+			}
+			if pullFrom != (tc.mode != MountOff) {
+				t.Fatalf("a mount from src/repo needed pull on it: %v, want %v (%v)", pullFrom, tc.mode != MountOff, az.needed)
+			}
+		})
+	}
+	for _, s := range []string{"", "auto", "from", "off"} {
+		if _, err := ParseCrossMount(s); err != nil {
+			t.Errorf("ParseCrossMount(%q): %v", s, err)
+		}
+	}
+	if _, err := ParseCrossMount("never"); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("ParseCrossMount(never): %v, want an invalid argument", err)
 	}
 }
