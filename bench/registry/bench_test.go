@@ -1,7 +1,8 @@
 // Package registry compares berth's registry with Debian's docker-registry
 // (distribution 2.8) on loopback. Both run as processes of their own with
-// filesystem storage under a fresh directory; skopeo is the client of the
-// push and pull rows, a Go client in this process of the manifest row:
+// filesystem storage under a fresh directory (fresh for each row); skopeo
+// is the client of the push and pull rows, a Go client in this process of
+// the manifest row:
 //
 //   - push and pull of a 200 MB single-layer image (MB/s);
 //   - push and pull of an image of 20 layers of 5 MB (MB/s);
@@ -17,17 +18,33 @@
 //
 //	BERTH_BENCH=1 go test -v -timeout 30m -run Compare ./bench/registry/
 //
+// Storage. By default skopeo's OCI layouts (the sources of pushes, the
+// destinations of pulls, and what the nothing registry serves) are on a
+// tmpfs the bench mounts for itself, and so is both registries' storage
+// (another tmpfs; the same for both): what is timed is then the clients'
+// and the servers' work, not a disk's (on this project's test VM, an ext4
+// without a journal whose fsyncs and block allocation are slow and vary).
+// A tmpfs makes fsync free, so berth's three fsyncs a blob cost
+// nothing there (distribution makes none). BERTH_BENCH_STORAGE=disk puts
+// both registries' storage in a directory under os.TempDir() instead (the
+// file system a registry would store on), BERTH_BENCH_CLIENT_STORAGE=disk
+// the layouts; the bench prints which storage each side got, with its
+// file system from /proc/self/mountinfo. Without the right to mount (not
+// root), tmpfs means a directory under /dev/shm.
+//
 // The go-single and go-layers rows push and pull the same images with a Go
-// client in this process instead of skopeo (go.go): skopeo's own work (it
-// reads, hashes and on a pull writes and fsyncs every byte) bounds its
-// rows, and these show what the registries themselves do.
+// client in this process instead of skopeo (go_test.go): skopeo's own work (it
+// reads, hashes and on a pull writes, hashes again and fsyncs every byte,
+// with go1.19's sha256, which does not use the CPU's SHA extensions)
+// bounds its rows, and these show what the registries themselves do.
 //
 // Knobs: BERTH_BENCH_RUNS (10), BERTH_BENCH_ROWS (a comma list of single,
 // layers, go-single, go-layers, manifests; default all),
 // BERTH_BENCH_LOAD_SECS (seconds of each manifest run, default 2),
-// BERTH_BIN (the berth binary; built when unset). The berth process
-// inherits the environment: BERTH_REGISTRY_PPROF=127.0.0.1:6060 makes it
-// serve Go's profiles there while the bench runs.
+// BERTH_BENCH_STORAGE and BERTH_BENCH_CLIENT_STORAGE (tmpfs or disk,
+// default tmpfs), BERTH_BIN (the berth binary; built when unset). The
+// berth process inherits the environment: BERTH_REGISTRY_PPROF=127.0.0.1:6060
+// makes it serve Go's profiles there while the bench runs.
 package registry
 
 import (
@@ -102,27 +119,35 @@ func TestCompare(t *testing.T) {
 	if rows == "" {
 		rows = "single,layers,go-single,go-layers,manifests"
 	}
-	bAddr, bPid := startBerth(t)
-	dAddr, dPid := startDistribution(t)
-	sides := []side{{"berth", bAddr, bPid}, {"distribution", dAddr, dPid}}
+	bin := berthBinary(t)
+	client := storageFor(t, "BERTH_BENCH_CLIENT_STORAGE", "client")
+	server := storageFor(t, "BERTH_BENCH_STORAGE", "registries")
 	out, _ := exec.Command("docker-registry", "--version").CombinedOutput()
 	t.Logf("peer: %s; client: skopeo; %d runs per side, interleaved; medians", strings.TrimSpace(string(out)), runs)
+	t.Logf("storage: skopeo's OCI layouts on %s; both registries' storage on %s", client.desc, server.desc)
 
 	for _, row := range strings.Split(rows, ",") {
-		switch row {
-		case "single":
-			pushPull(t, sides, runs, "200 MB, 1 layer", "single", 1, 200<<20)
-		case "layers":
-			pushPull(t, sides, runs, "20 x 5 MB layers", "layers", 20, 5<<20)
-		case "go-single":
-			goPushPull(t, sides, runs, "200 MB, 1 layer", 1, 200<<20)
-		case "go-layers":
-			goPushPull(t, sides, runs, "20 x 5 MB layers", 20, 5<<20)
-		case "manifests":
-			manifests(t, sides, runs, time.Duration(envInt("BERTH_BENCH_LOAD_SECS", 2))*time.Second)
-		default:
-			t.Fatalf("unknown row %q", row)
-		}
+		// Each row has registries of its own, on fresh storage, removed
+		// when the row ends (so a tmpfs holds one row's images at most).
+		t.Run(row, func(t *testing.T) {
+			bAddr, bPid := startBerth(t, bin, server.sub(t, "berth"))
+			dAddr, dPid := startDistribution(t, server.sub(t, "distribution"))
+			sides := []side{{"berth", bAddr, bPid}, {"distribution", dAddr, dPid}}
+			switch row {
+			case "single":
+				pushPull(t, sides, client, runs, "200 MB, 1 layer", "single", 1, 200<<20)
+			case "layers":
+				pushPull(t, sides, client, runs, "20 x 5 MB layers", "layers", 20, 5<<20)
+			case "go-single":
+				goPushPull(t, sides, runs, "200 MB, 1 layer", 1, 200<<20)
+			case "go-layers":
+				goPushPull(t, sides, runs, "20 x 5 MB layers", 20, 5<<20)
+			case "manifests":
+				manifests(t, sides, client, runs, time.Duration(envInt("BERTH_BENCH_LOAD_SECS", 2))*time.Second)
+			default:
+				t.Fatalf("unknown row %q", row)
+			}
+		})
 	}
 }
 
@@ -131,7 +156,7 @@ func TestCompare(t *testing.T) {
 // registry), then from it into a fresh OCI layout; and the same copies to
 // and from a registry that does nothing (nothingRegistry), skopeo's own
 // cost.
-func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size int) {
+func pushPull(t *testing.T, sides []side, client benchStorage, runs int, label, repo string, n, size int) {
 	mb := float64(n*size) / (1 << 20)
 	push := map[string][]time.Duration{}
 	pull := map[string][]time.Duration{}
@@ -148,7 +173,7 @@ func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size 
 		return time.Since(start)
 	}
 	for i := 0; i <= runs; i++ { // run 0 warms up
-		src := layout(t, n, size)
+		src := layout(t, client.sub(t, "src"), n, size)
 		order := sides
 		if i%2 == 1 {
 			order = []side{sides[1], sides[0]}
@@ -159,7 +184,7 @@ func pushPull(t *testing.T, sides []side, runs int, label, repo string, n, size 
 			c0 := cpuTime(s.pid)
 			d := skopeo("copy", "--dest-tls-verify=false", "--dest-compress=false", "oci:"+src+":latest", ref)
 			c1 := cpuTime(s.pid)
-			dst := t.TempDir()
+			dst := client.sub(t, "dst")
 			syncFS()
 			c2 := cpuTime(s.pid)
 			p := skopeo("copy", "--src-tls-verify=false", ref, "oci:"+dst+":latest")
@@ -275,9 +300,9 @@ func (n *nothingRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // manifests measures 50 clients, each on a connection of its own, fetching
 // one manifest by tag in a loop for dur, per run.
-func manifests(t *testing.T, sides []side, runs int, dur time.Duration) {
+func manifests(t *testing.T, sides []side, client benchStorage, runs int, dur time.Duration) {
 	const clients = 50
-	src := layout(t, 1, 1<<10)
+	src := layout(t, client.sub(t, "src"), 1, 1<<10)
 	for _, s := range sides {
 		if out, err := exec.Command("skopeo", "--insecure-policy", "copy", "--dest-tls-verify=false", "oci:"+src+":latest",
 			"docker://"+s.addr+"/bench/manifest:latest").CombinedOutput(); err != nil {
@@ -391,17 +416,22 @@ func waitListen(t *testing.T, addr string) {
 	t.Fatalf("nothing listens on %s", addr)
 }
 
-// startBerth runs `berth registry serve` as a process of its own and
-// returns its address and pid.
-func startBerth(t *testing.T) (string, int) {
-	bin := os.Getenv("BERTH_BIN")
-	if bin == "" {
-		bin = filepath.Join(t.TempDir(), "berth")
-		if out, err := exec.Command("go", "build", "-o", bin, "github.com/berth-dev/berth/cmd/berth").CombinedOutput(); err != nil {
-			t.Fatalf("go build: %v\n%s", err, out)
-		}
+// berthBinary returns $BERTH_BIN, or builds berth.
+func berthBinary(t *testing.T) string {
+	if bin := os.Getenv("BERTH_BIN"); bin != "" {
+		return bin
 	}
-	addr, dir := freeAddr(t), t.TempDir()
+	bin := filepath.Join(t.TempDir(), "berth")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/berth-dev/berth/cmd/berth").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startBerth runs `berth registry serve` as a process of its own with its
+// storage under dir and returns its address and pid.
+func startBerth(t *testing.T, bin, dir string) (string, int) {
+	addr := freeAddr(t)
 	cmd := exec.Command(bin, "--root", filepath.Join(dir, "data"), "registry", "serve", "--addr", addr, "--root", filepath.Join(dir, "registry"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -412,10 +442,10 @@ func startBerth(t *testing.T) (string, int) {
 }
 
 // startDistribution runs Debian's docker-registry with filesystem storage
-// and deletes enabled, as the conformance peer runs, and returns its
-// address and pid.
-func startDistribution(t *testing.T) (string, int) {
-	addr, dir := freeAddr(t), t.TempDir()
+// under dir and deletes enabled, as the conformance peer runs, and returns
+// its address and pid.
+func startDistribution(t *testing.T, dir string) (string, int) {
+	addr := freeAddr(t)
 	cfg := fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", filepath.Join(dir, "storage"), addr)
 	os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644)
 	cmd := exec.Command("docker-registry", "serve", filepath.Join(dir, "config.yml"))
@@ -427,14 +457,9 @@ func startDistribution(t *testing.T) (string, int) {
 	return addr, cmd.Process.Pid
 }
 
-// layout writes an OCI layout with one image of n random layers of size
-// bytes each.
-func layout(t *testing.T, n, size int) string {
-	dir, err := os.MkdirTemp("", "berth-bench-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+// layout writes into dir an OCI layout with one image of n random layers
+// of size bytes each.
+func layout(t *testing.T, dir string, n, size int) string {
 	write := func(b []byte) map[string]any {
 		d := digest.FromBytes(b)
 		p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
