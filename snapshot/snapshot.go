@@ -22,6 +22,7 @@ package snapshot
 
 import (
 	"context"
+	"io/fs"
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
@@ -114,6 +115,15 @@ type Snapshotter interface {
 	// Changes returns what the writable snapshot key changed over its
 	// parent, in an overlay upper directory (see Changes).
 	Changes(ctx context.Context, key string) (Changes, error)
+
+	// Lookup describes path (slash-separated, relative to the root) as it
+	// is in the root filesystem of the layer chainID with every layer
+	// below it: an entry deleted by an upper layer's whiteout, or hidden
+	// by an opaque directory, is not there (an error matching
+	// fs.ErrNotExist). Symbolic links along the path are not followed:
+	// one before the last element gives an error of class
+	// errdefs.ErrInvalidArgument.
+	Lookup(ctx context.Context, chainID digest.Digest, path string) (fs.FileInfo, error)
 
 	// Usage returns the disk space the directory of the layer chainID uses
 	// now, in bytes.

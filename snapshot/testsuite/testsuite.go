@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		{"ManyLayers", testManyLayers},
 		{"Changes", testChanges},
 		{"Discard", testDiscard},
+		{"Lookup", testLookup},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -333,6 +335,45 @@ func testWhiteouts(t *testing.T, s snapshot.Snapshotter, root string) {
 	want := []string{"./", "a/", "a/keep", "b/", "b/z"}
 	if got := files(t, target); !slices.Equal(got, want) {
 		t.Errorf("mounted tree = %v, want %v", got, want)
+	}
+}
+
+// testLookup: Lookup sees a layer chain's root as a mount of it shows it,
+// whiteouts and opaque directories included, without mounting.
+func testLookup(t *testing.T, s snapshot.Snapshotter, root string) {
+	ctx := context.Background()
+	l1, l2, l3 := id("l1"), id("l2"), id("l3")
+	createLayer(t, s, l1, "", layer(t,
+		file{name: "a/"}, file{name: "a/x", data: "x"}, file{name: "a/keep", data: "k"},
+		file{name: "b/"}, file{name: "b/y", data: "y"}, file{name: "f", data: "f"}))
+	createLayer(t, s, l2, l1, layer(t,
+		file{name: "a/"}, file{name: "a/.wh.x"},
+		file{name: "b/"}, file{name: "b/.wh..wh..opq"}, file{name: "b/z", data: "z"}))
+	createLayer(t, s, l3, l2, layer(t, file{name: "c/"}, file{name: "c/n", data: "nn"}))
+	target := mount(t, s, "m", l3)
+	for _, p := range []string{"a", "a/x", "a/keep", "b", "b/y", "b/z", "c", "c/n", "f", "f/g", "nope", "a/nope/deeper", "/c/../a/keep"} {
+		want, werr := os.Lstat(filepath.Join(target, filepath.Clean("/"+p)))
+		got, err := s.Lookup(ctx, l3, p)
+		if werr != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("Lookup(%q) = %v, %v; the mount has no such entry", p, got, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Lookup(%q): %v; the mount has %v", p, err, want.Mode())
+			continue
+		}
+		if got.Mode() != want.Mode() || !got.IsDir() && got.Size() != want.Size() {
+			t.Errorf("Lookup(%q) = %v %d, the mount has %v %d", p, got.Mode(), got.Size(), want.Mode(), want.Size())
+		}
+	}
+	// A lower layer's view is its own.
+	if _, err := s.Lookup(ctx, l1, "a/x"); err != nil {
+		t.Errorf("Lookup(a/x) in the bottom layer: %v", err)
+	}
+	if _, err := s.Lookup(ctx, id("none"), "a"); !errdefs.IsNotFound(err) {
+		t.Errorf("Lookup in a missing layer: %v, want not found", err)
 	}
 }
 
