@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	digest "github.com/opencontainers/go-digest"
+
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/filters"
@@ -177,8 +179,7 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	// undoes the other.
 	prepared := make(chan error, 1)
 	go func() {
-		_, err := e.snaps.Prepare(ctx, c.ID, parent)
-		prepared <- err
+		prepared <- e.prepareRoot(ctx, c.ID, parent)
 	}()
 	c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": e.snaps.UpperDirOf(c.ID)}}
 	c.LogPath = filepath.Join(e.containers.Dir(c.ID), c.ID+"-json.log")
@@ -195,6 +196,25 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 		return nil, cerr
 	}
 	return c, nil
+}
+
+// prepareRoot makes the writable layer key of a container of the image
+// whose top layer is parent, on the image's init layer (see initLayer).
+func (e *Engine) prepareRoot(ctx context.Context, key string, parent digest.Digest) error {
+	base, err := e.initLayer(ctx, parent)
+	if err != nil {
+		return err
+	}
+	_, err = e.snaps.Prepare(ctx, key, base)
+	if errdefs.IsNotFound(err) && base != parent {
+		// A collection removed the init layer, unused, since we found
+		// it: make it again.
+		if base, err = e.initLayer(ctx, parent); err != nil {
+			return err
+		}
+		_, err = e.snaps.Prepare(ctx, key, base)
+	}
+	return err
 }
 
 func mergeEnv(base, over []string) []string {

@@ -8,6 +8,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/content"
+	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/fsutil"
 	"github.com/berth-dev/berth/internal/lease"
@@ -123,6 +124,7 @@ func (e *Engine) gc(ctx context.Context) (gcReport, error) {
 			pending[li.ChainID] = li.Size
 		}
 	}
+	inUse := map[digest.Digest]bool{}
 	for len(pending) > 0 {
 		progress := false
 		for c, size := range pending {
@@ -133,10 +135,17 @@ func (e *Engine) gc(ctx context.Context) (gcReport, error) {
 					break
 				}
 			}
-			if hasChild {
+			if hasChild || inUse[c] {
 				continue
 			}
-			if err := e.snaps.RemoveLayer(ctx, c); err != nil {
+			err := e.snaps.RemoveLayer(ctx, c)
+			if errdefs.IsInUse(err) {
+				// Made a parent since listed (a container's writable layer
+				// on an init layer): it stays, and with it its ancestors.
+				inUse[c] = true
+				continue
+			}
+			if err != nil {
 				return rep, fmt.Errorf("gc: %w", err)
 			}
 			delete(pending, c)

@@ -75,3 +75,6 @@ func IsInvalidArgument(err error) bool { return errors.Is(err, ErrInvalidArgumen
 
 // IsConflict reports whether err is of class ErrConflict.
 func IsConflict(err error) bool { return errors.Is(err, ErrConflict) }
+
+// IsInUse reports whether err is of class ErrInUse.
+func IsInUse(err error) bool { return errors.Is(err, ErrInUse) }
