@@ -32,6 +32,6 @@ func (t *runTrace) mark(step string) {
 		return
 	}
 	now := time.Now()
-	fmt.Fprintf(os.Stderr, "run trace: %.12s %-22s %6.2f ms\n", t.id, step, float64(now.Sub(t.last).Microseconds())/1000)
+	fmt.Fprintf(os.Stderr, "run trace: %.12s %-22s %6.2f ms  @%d.%06d\n", t.id, step, float64(now.Sub(t.last).Microseconds())/1000, now.Unix(), now.Nanosecond()/1000)
 	t.last = now
 }

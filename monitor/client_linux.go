@@ -125,12 +125,10 @@ func askExit(ctx context.Context, runRoot string) (busy bool, err error) {
 		return false, nil
 	}
 	defer c.Close()
-	if err := c.WriteJSON(Request{Op: "exit"}); err != nil {
-		return false, err
-	}
 	var resp Response
-	if err := c.ReadJSON(&resp); err != nil {
-		// Closed unanswered: it stopped listening as we connected.
+	if c.WriteJSON(Request{Op: "exit"}) != nil || c.ReadJSON(&resp) != nil {
+		// Closed unanswered: it stopped listening as we connected (it was
+		// idle, or hands over to a new binary).
 		return false, nil
 	}
 	if resp.Error == "" {
