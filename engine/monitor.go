@@ -348,6 +348,12 @@ func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.
 	}
 	err = c.WriteJSON(monitor.Response{Pid: pid})
 	s.open()
+	// The start is over for its client: the sandbox the next start will
+	// want is made now (after a moment, while the client exits and the
+	// next one starts up), not after the pool's delay.
+	if m.e.sandboxes != nil {
+		m.e.sandboxes.Refill(network.RefillDelay)
+	}
 	if err != nil || !req.Attach {
 		return
 	}
