@@ -110,7 +110,8 @@ const runNote = "one container running /bin/true from busybox, removed after; be
 	"in a store with busybox imported and its monitor already running (a first container ran, untimed), " +
 	"on berth's default network today (a bridge: a network namespace attached to berth's bridge, veth pair, address); " +
 	"crun/runc: `run` of a prepared OCI bundle (runc's default spec, no network setup beyond a new namespace); " +
-	"podman (runc, cgroupfs): `run --rm` with its default network (bridge) and with --network none. " +
+	"podman (runc, cgroupfs): `run --rm` with its default network (bridge) and with --network none; " +
+	"docker: Debian's dockerd (the bench's own, see the build rows), `docker run --rm` on its default bridge. " +
 	"Run with -runs 20 for the published table"
 
 // runTrue is berth run --rm against the OCI runtimes alone and podman.
@@ -141,6 +142,7 @@ func runTrue(env Env, bb busybox) harness.Row {
 			runtimeSide("crun", bb), runtimeSide("runc", bb),
 			podmanRunSide("podman run --rm", bb, nil),
 			podmanRunSide("podman run --rm --network none", bb, []string{"--network", "none"}),
+			dockerRunSide(env, bb),
 		},
 	}
 }
@@ -194,6 +196,21 @@ func podmanRunSide(name string, bb busybox, extra []string) harness.Side {
 		s.Skip = err.Error()
 	}
 	return s
+}
+
+// dockerRunSide is `docker run --rm busybox true` against the bench's
+// dockerd (started once for the run row and the build rows).
+func dockerRunSide(env Env, bb busybox) harness.Side {
+	return harness.Side{
+		Name: "docker run --rm",
+		Setup: func(ctx context.Context, dir string) (harness.Timed, error) {
+			d, err := startDockerd(env, bb)
+			if err != nil {
+				return nil, err
+			}
+			return d.exec("run", "--rm", "busybox", "true"), nil
+		},
+	}
 }
 
 // podmanWithBusybox makes fresh podman storage in dir (runc, cgroupfs)
