@@ -1,6 +1,7 @@
 package forkinit
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -349,17 +350,42 @@ func moveFD(fd, slot uintptr) uintptr {
 	return uintptr(e)
 }
 
-// Start forks the child that runs p, with clone flags (namespaces) and,
+// EnvPlainFork, set (to anything) in the environment of the process that
+// starts containers, makes Start fork the child even where it could share
+// this process's memory: for debugging, and to compare the two.
+const EnvPlainFork = "BERTH_RUNTIME_PLAIN_FORK"
+
+// stackSize is the stack of a child that shares this process's memory.
+// runOps and all it calls are nosplit, a chain the linker keeps within a
+// few hundred bytes; nothing else runs on it (every signal is blocked, and
+// has no handler in the child).
+const stackSize = 16 << 10
+
+// Start starts the child that runs p, with clone flags (namespaces) and,
 // if cgroupFD is not negative, straight into that cgroup (v2). files
 // become the child's descriptors 0, 1, 2, ... It returns the child's pid and
 // a pidfd for it. The calling goroutine must be locked to its thread (the
-// child is born in that thread's cgroups, on v1).
+// child is born in that thread's cgroups, on v1). A program starts once.
+//
+// Where it can, the child shares this process's memory (CLONE_VM, on a
+// stack of its own) instead of being a fork of it: see doc.go. What the
+// child reads and writes then stays allocated, whatever becomes of p,
+// until the child has exec'd or exited (see lease).
 func (p *Program) Start(flags uintptr, files []*os.File, cgroupFD int) (pid, pidfd int, err error) {
 	if len(files) != p.nfds {
 		return 0, 0, fmt.Errorf("forkinit: %d files for a program built for %d", len(files), p.nfds)
 	}
-	// Every descriptor is first copied above the range it goes to, so
-	// that the child's dup3s into place never overwrite one another.
+	if len(files) == 0 {
+		return 0, 0, errors.New("forkinit: no files")
+	}
+	if p.started {
+		return 0, 0, errors.New("forkinit: program started twice")
+	}
+	p.started = true
+	// Every descriptor is first copied above the range it goes to (the
+	// files, the lease pipe, the slots), so that the child's dup3s into
+	// place never overwrite one another.
+	above := len(files) + 1 + nslots
 	var high []int
 	defer func() {
 		for _, fd := range high {
@@ -367,7 +393,7 @@ func (p *Program) Start(flags uintptr, files []*os.File, cgroupFD int) (pid, pid
 		}
 	}()
 	for i, f := range files {
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, len(files)+nslots)
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, above)
 		if err != nil {
 			return 0, 0, fmt.Errorf("forkinit: dup descriptor %d: %w", i, err)
 		}
@@ -377,31 +403,129 @@ func (p *Program) Start(flags uintptr, files []*os.File, cgroupFD int) (pid, pid
 	if p.cgroupNS {
 		flags &^= unix.CLONE_NEWCGROUP
 	}
-	pidfdOut := new(int32)
-	args := &cloneArgs{
+	p.args = cloneArgs{
 		flags:      uint64(flags) | unix.CLONE_PIDFD,
-		pidfd:      uint64(uintptr(unsafe.Pointer(pidfdOut))),
+		pidfd:      uint64(uintptr(unsafe.Pointer(&p.pidfd))),
 		exitSignal: uint64(unix.SIGCHLD),
 	}
 	if cgroupFD >= 0 {
-		args.flags |= unix.CLONE_INTO_CGROUP
-		args.cgroup = uint64(cgroupFD)
+		p.args.flags |= unix.CLONE_INTO_CGROUP
+		p.args.cgroup = uint64(cgroupFD)
 	}
-	all := ^uint64(0)
+	// A forked child's lease pipe is a stand-in: a copy of its stdin, closed
+	// on exec like the real one.
+	leasePipe := &p.ops[len(files)].a[0]
+	*leasePipe = uintptr(high[0])
+	if p.canShare(flags) {
+		r, err := p.startShared(leasePipe, above)
+		if err != unix.EINVAL {
+			runtime.KeepAlive(files)
+			if err != nil {
+				return 0, 0, err
+			}
+			return r, int(p.pidfd), nil
+		}
+		// A kernel that refuses (CLONE_CLEAR_SIGHAND is 5.5's): fork.
+		*leasePipe = uintptr(high[0])
+	}
 	syscall.ForkLock.Lock()
 	// No signal handler may run in the child: it has no Go runtime to run
 	// it. The child restores this mask just before execve.
+	all := ^uint64(0)
 	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&p.s.sigmask)), 8, 0, 0)
-	r, e := forkRun(args, p.ops, p.s, p.sync)
+	r, e := forkRun(&p.args, p.ops, p.s, p.sync)
 	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.s.sigmask)), 0, 8, 0, 0)
 	syscall.ForkLock.Unlock()
 	runtime.KeepAlive(p)
 	runtime.KeepAlive(files)
-	runtime.KeepAlive(args)
 	if e != 0 {
 		return 0, 0, fmt.Errorf("clone: %w", e)
 	}
-	return int(r), int(*pidfdOut), nil
+	return int(r), int(p.pidfd), nil
+}
+
+// canShare reports whether the child may share this process's memory:
+// not where EnvPlainFork says not to, nor for a child that sets its
+// oom_score_adj (the kernel sets it on every process that shares the
+// child's memory), nor for a child in a new time namespace (before Linux
+// 6.0, a child that shares its parent's memory does not enter the
+// namespace, even at exec).
+func (p *Program) canShare(flags uintptr) bool {
+	_, plain := os.LookupEnv(EnvPlainFork)
+	return canShare && !plain && !p.oomScoreAdj && flags&unix.CLONE_NEWTIME == 0
+}
+
+// startShared clones the child with CLONE_VM on a stack of its own, and
+// hands what it uses to a lease. *leasePipe is set to the lease pipe's
+// write end, a copy above the descriptors the child moves. It returns
+// unix.EINVAL, alone, when the kernel refuses such a clone.
+func (p *Program) startShared(leasePipe *uintptr, above int) (int, error) {
+	var pipe [2]int
+	if err := unix.Pipe2(pipe[:], unix.O_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("forkinit: lease pipe: %w", err)
+	}
+	w, err := unix.FcntlInt(uintptr(pipe[1]), unix.F_DUPFD_CLOEXEC, above)
+	unix.Close(pipe[1])
+	if err != nil {
+		unix.Close(pipe[0])
+		return 0, fmt.Errorf("forkinit: lease pipe: %w", err)
+	}
+	// The child holds the only other write end: this one closes now.
+	defer unix.Close(w)
+	*leasePipe = uintptr(w)
+	stack := make([]byte, stackSize)
+	lo := uintptr(unsafe.Pointer(&stack[0]))
+	args := p.args
+	p.args.flags |= unix.CLONE_VM | unix.CLONE_CLEAR_SIGHAND
+	p.args.stack = uint64(lo)
+	p.args.stackSize = uint64((lo+stackSize)&^15 - lo)
+	syscall.ForkLock.Lock()
+	all := ^uint64(0)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&all)), uintptr(unsafe.Pointer(&p.s.sigmask)), 8, 0, 0)
+	r, e := cloneVM(&p.args, unsafe.Sizeof(p.args), p.ops, p.s, p.sync)
+	unix.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&p.s.sigmask)), 0, 8, 0, 0)
+	syscall.ForkLock.Unlock()
+	if e != 0 {
+		unix.Close(pipe[0])
+		p.args = args
+		if unix.Errno(e) == unix.EINVAL {
+			return 0, unix.EINVAL
+		}
+		return 0, fmt.Errorf("clone: %w", unix.Errno(e))
+	}
+	p.shared = true
+	l := &lease{prog: p, stack: stack, done: pipe[0]}
+	runtime.SetFinalizer(l, (*lease).check)
+	return int(r), nil
+}
+
+// A lease keeps what a child that shares this process's memory reads and
+// writes — the program and its buffers, the child's stack — allocated
+// until the child no longer uses this memory: until it has exec'd (it has
+// then a memory of its own) or exited. No one holds a lease: when the
+// collector finds it unreachable, check looks at done, the read end of a
+// pipe whose only write end the child holds (lease pipe); and if the
+// child still has it open, sets itself to run again at the next cycle.
+// The kernel closes the child's descriptors on exec only once the child
+// has left this memory (begin_new_exec: exec_mmap, then
+// do_close_on_exec), and at exit likewise (do_exit: exit_mm, then
+// exit_files), so a hang-up on done means the memory is free to go.
+// (Processes forked while this one held the write end may hold copies
+// until they exec or exit: that only makes the lease last longer.)
+type lease struct {
+	prog  *Program
+	stack []byte
+	done  int
+}
+
+func (l *lease) check() {
+	fds := []unix.PollFd{{Fd: int32(l.done), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	if err != nil || n != 1 || fds[0].Revents&unix.POLLHUP == 0 {
+		runtime.SetFinalizer(l, (*lease).check)
+		return
+	}
+	unix.Close(l.done)
 }
 
 // ptr returns the address of a buffer the program keeps alive.

@@ -52,16 +52,28 @@ type Program struct {
 	descs []string // what each op does, for errors
 	keep  []any    // what the ops point into
 	s     *scratch
-	nfds  int     // descriptors the child starts with (0..nfds-1)
+	nfds  int     // descriptors Start is given (the child's 0..nfds-1)
 	sync  uintptr // the sync socket's number in the child
 	// cgroupNS: the child makes its cgroup namespace once it has joined
 	// its cgroup (so that the namespace's root is that cgroup), not at
 	// clone.
 	cgroupNS bool
+	// oomScoreAdj: the child sets its oom_score_adj, which the kernel sets
+	// on every process sharing its memory too: such a child is forked.
+	oomScoreAdj bool
+	// started: a program starts one child (it writes into the program).
+	started bool
+	// args and pidfd: clone3's arguments and where it writes the pidfd,
+	// on the heap (not on a goroutine stack that may move after their
+	// addresses are taken).
+	args  cloneArgs
+	pidfd int32
+	// shared: the child shares this process's memory (see doc.go).
+	shared bool
 }
 
 // Slots: descriptor numbers the child keeps its working fds at, above the
-// ones it was given.
+// ones it was given and the lease pipe's (see lease).
 const (
 	slotRoot = iota
 	slotT
@@ -203,7 +215,7 @@ func (b *builder) remount(desc string, target uintptr, flags uintptr) {
 // at clone), so that its root is the container's cgroup.
 func Build(c *initproc.Config, files, syncFD int, join []string) (*Program, error) {
 	p := &Program{s: &scratch{}, nfds: files, sync: uintptr(syncFD), ops: make([]op, 0, 256), descs: make([]string, 0, 256)}
-	b := &builder{p: p, base: uintptr(files), join: join}
+	b := &builder{p: p, base: uintptr(files) + 1, join: join}
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
 	p.keep = append(p.keep, how)
 	b.how = ptr(how)
@@ -218,11 +230,14 @@ func Build(c *initproc.Config, files, syncFD int, join []string) (*Program, erro
 	}
 
 	// The descriptors it is given, moved in place (Start fills in where
-	// from); then nothing else of the runtime's stays open in the child.
+	// from), and after them the lease pipe's write end (closed on exec
+	// with the sync socket); then nothing else of the runtime's stays open
+	// in the child.
 	for i := 0; i < files; i++ {
 		b.sys(fmt.Sprintf("move descriptor %d", i), unix.SYS_DUP3, 0, uintptr(i), 0)
 	}
-	b.sys("close inherited descriptors", unix.SYS_CLOSE_RANGE, uintptr(files), ^uintptr(0), 0)
+	b.sys("move the lease pipe", unix.SYS_DUP3, 0, uintptr(files), 0)
+	b.sys("close inherited descriptors", unix.SYS_CLOSE_RANGE, uintptr(files)+1, ^uintptr(0), 0)
 
 	if spec.Hostname != "" {
 		b.sys("set hostname", unix.SYS_SETHOSTNAME, b.str(spec.Hostname), uintptr(len(spec.Hostname)))
@@ -577,6 +592,7 @@ func (b *builder) process(c *initproc.Config) error {
 		b.sys(fmt.Sprintf("set %s to %d:%d", r.Type, r.Soft, r.Hard), unix.SYS_PRLIMIT64, 0, uintptr(n), ptr(lim), 0)
 	}
 	if p.OOMScoreAdj != nil {
+		b.p.oomScoreAdj = true
 		b.writeFile("set oom_score_adj", "/proc/self/oom_score_adj", fmt.Sprint(*p.OOMScoreAdj))
 	}
 	if len(p.Args) == 0 {
