@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/errdefs"
@@ -94,6 +95,8 @@ type Handler struct {
 	store   *storage.Store
 	opts    Options
 	metrics *metrics
+	// sendBufs are the buffers of copyingWriter.
+	sendBufs sync.Pool
 }
 
 // New returns a Handler serving store.
@@ -107,7 +110,12 @@ func New(store *storage.Store, opts Options) *Handler {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{store: store, opts: opts, metrics: newMetrics()}
+	h := &Handler{store: store, opts: opts, metrics: newMetrics()}
+	h.sendBufs.New = func() any {
+		b := make([]byte, sendBufSize)
+		return &b
+	}
+	return h
 }
 
 // route is a parsed /v2/ path.
@@ -314,7 +322,8 @@ func (r *recorder) Write(p []byte) (int, error) {
 }
 
 // ReadFrom hands a file to the connection's own ReadFrom, so that blobs go
-// out with sendfile(2) rather than through a buffer.
+// out with sendfile(2) rather than through a buffer (but to clients on
+// loopback: copyingWriter).
 func (r *recorder) ReadFrom(src io.Reader) (int64, error) {
 	r.wrote = true
 	n, err := io.Copy(r.ResponseWriter, src)

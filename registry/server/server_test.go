@@ -343,3 +343,30 @@ func TestCrossMount(t *testing.T) {
 		t.Errorf("ParseCrossMount(never): %v, want an invalid argument", err)
 	}
 }
+
+// TestServeBlobLoopback checks blobs larger than copyingWriter's buffer,
+// whole and in ranges, as they go to a client on loopback (httptest's).
+func TestServeBlobLoopback(t *testing.T) {
+	e := newEnv(t, Options{})
+	b := make([]byte, 3*sendBufSize+12345)
+	for i := range b {
+		b[i] = byte(i * 7 / 5)
+	}
+	d := e.pushBlob("big", b)
+	resp := e.do("GET", "/v2/big/blobs/"+d.String(), nil)
+	expect(t, resp, 200, "")
+	if got, _ := io.ReadAll(resp.Body); !bytes.Equal(got, b) {
+		t.Fatalf("GET: %d bytes, differ from the %d pushed", len(got), len(b))
+	}
+	start, end := sendBufSize-10, 2*sendBufSize+10
+	resp = e.do("GET", "/v2/big/blobs/"+d.String(), nil, "Range", fmt.Sprintf("bytes=%d-%d", start, end))
+	expect(t, resp, 206, "")
+	if got, _ := io.ReadAll(resp.Body); !bytes.Equal(got, b[start:end+1]) {
+		t.Fatalf("GET range: %d bytes, differ", len(got))
+	}
+	resp = e.do("HEAD", "/v2/big/blobs/"+d.String(), nil)
+	expect(t, resp, 200, "")
+	if resp.ContentLength != int64(len(b)) {
+		t.Fatalf("HEAD: Content-Length %d, want %d", resp.ContentLength, len(b))
+	}
+}
