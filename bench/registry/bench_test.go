@@ -248,7 +248,15 @@ func (n *nothingRegistry) serve(dir string) {
 }
 
 func (n *nothingRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	// Blob bytes go straight to io.Discard (a 32 KiB buffer; reading a
+	// 200 MB body into memory would cost several copies of it); only a
+	// manifest is kept, for its digest.
+	var body []byte
+	if strings.Contains(r.URL.Path, "/manifests/") {
+		body, _ = io.ReadAll(r.Body)
+	} else {
+		io.Copy(io.Discard, r.Body)
+	}
 	n.mu.Lock()
 	dir := n.dir
 	n.mu.Unlock()

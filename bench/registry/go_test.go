@@ -28,6 +28,8 @@ func goPushPull(t *testing.T, sides []side, runs int, label string, n, size int)
 	mb := float64(n*size) / (1 << 20)
 	push := map[string][]time.Duration{}
 	pull := map[string][]time.Duration{}
+	pushCPU := map[string]time.Duration{}
+	pullCPU := map[string]time.Duration{}
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: goParallel, DisableCompression: true}}
 	defer c.CloseIdleConnections()
 	layers := make([][]byte, n)
@@ -47,30 +49,40 @@ func goPushPull(t *testing.T, sides []side, runs int, label string, n, size int)
 		for _, s := range order {
 			base := "http://" + s.addr + "/v2/bench/go-" + strconv.Itoa(n)
 			tag := strconv.Itoa(i)
+			c0 := cpuTime(s.pid)
 			start := time.Now()
 			if err := goPush(c, base, tag, layers, digests); err != nil {
 				t.Fatalf("push to %s: %v", s.name, err)
 			}
 			d := time.Since(start)
+			c1 := cpuTime(s.pid)
 			syncFS()
+			c2 := cpuTime(s.pid)
 			start = time.Now()
 			if err := goPull(c, base, tag); err != nil {
 				t.Fatalf("pull from %s: %v", s.name, err)
 			}
 			p := time.Since(start)
+			c3 := cpuTime(s.pid)
 			if i > 0 {
 				push[s.name] = append(push[s.name], d)
 				pull[s.name] = append(pull[s.name], p)
+				pushCPU[s.name] += c1 - c0
+				pullCPU[s.name] += c3 - c2
 			}
 		}
 	}
 	for _, op := range []struct {
 		name string
 		m    map[string][]time.Duration
-	}{{"push", push}, {"pull", pull}} {
+		cpu  map[string]time.Duration
+	}{{"push", push, pushCPU}, {"pull", pull, pullCPU}} {
 		b, d := median(op.m["berth"]), median(op.m["distribution"])
 		t.Logf("%-4s %-17s Go client: berth %6.0f MB/s (%v)  distribution %6.0f MB/s (%v)  berth/distribution %.2f×",
 			op.name, label, mb/b.Seconds(), b.Round(time.Millisecond), mb/d.Seconds(), d.Round(time.Millisecond), d.Seconds()/b.Seconds())
+		bc, dc := op.cpu["berth"]/time.Duration(runs), op.cpu["distribution"]/time.Duration(runs)
+		t.Logf("     %-17s registry CPU a copy: berth %v  distribution %v  distribution/berth %.2f×",
+			"", bc, dc, dc.Seconds()/max(bc.Seconds(), 0.001))
 	}
 }
 
