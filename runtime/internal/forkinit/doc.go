@@ -50,12 +50,15 @@
 // is forked; so is one in a new time namespace (before Linux 6.0 a child
 // sharing memory did not enter it). A child that changes its user or group
 // makes the memory, and so the parent, not dumpable (no core dump), as Go's
-// own ForkExec with a Credential does. Elsewhere the child is a plain fork
-// of the parent, that pays for the parent's memory as above: on other
-// architectures than amd64, under the race detector (whose hooks in the
-// ABI wrappers need a goroutine), where the kernel refuses the clone
-// (before 5.5), and with BERTH_RUNTIME_PLAIN_FORK set in the environment,
-// to compare the two.
+// own ForkExec with a Credential does. And the OOM killer kills every
+// process that shares its victim's memory: were the container's memory
+// cgroup to run out before its init has exec'd (a limit below what the
+// init's mounts take), the parent would go with it. Elsewhere the child is
+// a plain fork of the parent, that pays for the parent's memory as above:
+// on other architectures than amd64, under the race detector or a
+// sanitizer (whose hooks need a goroutine), where the kernel refuses the
+// clone (before 5.5), and with BERTH_RUNTIME_PLAIN_FORK set in the
+// environment, to compare the two.
 //
 // Every op that can fail carries its index; a failing child writes the
 // index, the errno and an exit code to the sync socket and exits, and the
