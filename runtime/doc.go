@@ -10,8 +10,9 @@
 //
 // The container's init comes to life in one of two ways. The fast path
 // (package internal/forkinit) compiles the init into a list of system calls
-// and forks a child of this process that runs them and execs the
-// container's process: no second Go runtime, no re-executed binary. On
+// and clones a child of this process, sharing its memory on a stack of its
+// own, that runs them and execs the container's process: no second Go
+// runtime, no re-executed binary, nothing copied. On
 // cgroup v2 the child is cloned into its cgroup (CLONE_INTO_CGROUP); on v1
 // it mounts while the parent makes the cgroup, then moves itself in while
 // the parent sets the cgroup's resources. What
@@ -19,9 +20,11 @@
 // the container, exec) goes to package internal/initproc: this binary
 // re-executed from a read-only mount of itself, in the new namespaces.
 //
-// Two environment variables are for people measuring or debugging:
+// Three environment variables are for people measuring or debugging:
 // BERTH_RUNTIME_TRACE prints how long each step of a start took;
-// BERTH_RUNTIME_REEXEC_INIT forces the re-executed init.
+// BERTH_RUNTIME_REEXEC_INIT forces the re-executed init;
+// BERTH_RUNTIME_PLAIN_FORK makes the fast path fork its child rather than
+// share the runtime's memory with it (see package forkinit).
 //
 // The runc-compatible command line lives in package runtime/cli.
 package runtime
