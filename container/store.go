@@ -54,26 +54,59 @@ func (s *Store) Create(ctx context.Context, c *Container) error {
 	if !validName.MatchString(name) {
 		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
 	if err := os.Mkdir(s.Dir(c.ID), 0o700); err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
-	// The record exists before its name does, so a name always has an
+	// The record and the name are written and synced side by side (each
+	// waits on the disk, not on the other), then made visible in order:
+	// the record exists before its name does, so a name always has an
 	// owner to check.
-	if err := s.write(c, true); err != nil {
-		os.RemoveAll(s.Dir(c.ID))
-		return err
+	type staged struct {
+		s   *fsutil.Staged
+		err error
 	}
-	if err := s.reserveName(name, c.ID); err != nil {
+	namec := make(chan staged, 1)
+	go func() {
+		st, err := fsutil.Stage(filepath.Join(s.dir, "names", name), []byte(c.ID), 0o600)
+		namec <- staged{st, err}
+	}()
+	rec, err := fsutil.Stage(filepath.Join(s.Dir(c.ID), "container.json"), b, 0o600)
+	if err == nil {
+		err = rec.Commit()
+	}
+	nm := <-namec
+	if err == nil {
+		err = nm.err
+	}
+	if err != nil {
+		if nm.s != nil {
+			nm.s.Abort()
+		}
+		os.RemoveAll(s.Dir(c.ID))
+		return fmt.Errorf("create container: %w", err)
+	}
+	if err := s.reserveName(name, c.ID, nm.s); err != nil {
 		os.RemoveAll(s.Dir(c.ID))
 		return err
 	}
 	return nil
 }
 
-// reserveName gives name to id. Name changes are serialized by one lock
-// over the index, held only for the check and the write; a name whose
-// owner's record is gone (a crash between the two) is free again.
-func (s *Store) reserveName(name, id string) error {
+// reserveName gives name to id, committing staged (the name's file, made
+// by fsutil.Stage) or, if nil, writing it. Name changes are serialized by
+// one lock over the index, held only for the check and the write; a name
+// whose owner's record is gone (a crash between the two) is free again.
+// staged is committed or aborted.
+func (s *Store) reserveName(name, id string, staged *fsutil.Staged) (err error) {
+	defer func() {
+		if err != nil && staged != nil {
+			staged.Abort()
+		}
+	}()
 	l, err := fsutil.LockFile(filepath.Join(s.dir, "names", ".lock"))
 	if err != nil {
 		return err
@@ -85,7 +118,13 @@ func (s *Store) reserveName(name, id string) error {
 			return errdefs.Conflict(`Conflict. The container name "/%s" is already in use by container "%s". You have to remove (or rename) that container to be able to reuse that name.`, name, owner)
 		}
 	}
-	if err := fsutil.WriteFileAtomic(p, []byte(id), 0o600); err != nil {
+	if staged != nil {
+		err = staged.Commit()
+		staged = nil
+	} else {
+		err = fsutil.WriteFileAtomic(p, []byte(id), 0o600)
+	}
+	if err != nil {
 		return fmt.Errorf("reserve name %s: %w", name, err)
 	}
 	return nil
@@ -276,7 +315,7 @@ func (s *Store) Rename(ctx context.Context, id, newName string) error {
 	if !validName.MatchString(newName) {
 		return errdefs.InvalidArgument("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", newName)
 	}
-	if err := s.reserveName(newName, id); err != nil {
+	if err := s.reserveName(newName, id, nil); err != nil {
 		return err
 	}
 	var old string

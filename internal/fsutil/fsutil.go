@@ -30,12 +30,33 @@ func WriteFileVolatile(path string, data []byte, mode os.FileMode) error {
 }
 
 func writeFileAtomic(path string, data []byte, mode os.FileMode, sync bool) error {
+	s, err := stage(path, data, mode, sync)
+	if err != nil {
+		return err
+	}
+	return s.Commit()
+}
+
+// Staged is WriteFileAtomic in two steps: the new content is on disk,
+// synced, under a temporary name, and replaces path when committed. Files
+// staged side by side are synced side by side, and can still be made
+// visible in the order their readers rely on.
+type Staged struct {
+	tmp, path string
+}
+
+// Stage writes data, synced, to a temporary file beside path.
+func Stage(path string, data []byte, mode os.FileMode) (*Staged, error) {
+	return stage(path, data, mode, true)
+}
+
+func stage(path string, data []byte, mode os.FileMode, sync bool) (*Staged, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp-"+hex.EncodeToString(b[:]))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, err = f.Write(data)
 	if err == nil && sync {
@@ -44,15 +65,24 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode, sync bool) erro
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
 	if err != nil {
 		os.Remove(tmp)
+		return nil, err
+	}
+	return &Staged{tmp: tmp, path: path}, nil
+}
+
+// Commit renames the staged file to its path.
+func (s *Staged) Commit() error {
+	if err := os.Rename(s.tmp, s.path); err != nil {
+		os.Remove(s.tmp)
 		return err
 	}
 	return nil
 }
+
+// Abort removes the staged file.
+func (s *Staged) Abort() { os.Remove(s.tmp) }
 
 // SyncDir fsyncs a directory, making renames into it durable.
 func SyncDir(dir string) error {
