@@ -450,7 +450,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		w, err := logs.Create(c.LogPath)
 		logc <- opened{w, err}
 	}()
-	bundle, err := e.prepareBundle(ctx, c, tr)
+	bundle, waitNet, err := e.prepareBundle(ctx, c, tr)
 	lo := <-logc
 	if err != nil {
 		if lo.err == nil {
@@ -461,6 +461,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	defer func() {
 		if err != nil {
 			rt.Delete(context.WithoutCancel(ctx), c.ID, true)
+			waitNet() // nothing is torn down while it is being set up
 			e.unprepare(c.ID)
 		}
 	}()
@@ -500,6 +501,15 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 	}
 	pid, err = rt.Create(ctx, c.ID, bundle, stdio, consolePath)
 	tr.mark("runtime create")
+	// The network was finished while the runtime created the container;
+	// its process starts only once it is. A network that failed (an
+	// address in use, say) explains a failed create too: it took the
+	// namespace away.
+	if settings, nerr := waitNet(); nerr != nil {
+		err = nerr
+	} else {
+		c.NetworkSettings = settings // recorded with the running state
+	}
 	for _, f := range stdio {
 		if f != nil {
 			f.Close()
@@ -777,45 +787,54 @@ func (m *monitorServer) wait(ctx context.Context, c *monitor.Conn, req monitor.R
 
 // prepareBundle mounts the container's root file system and writes the OCI
 // bundle for it under the run directory.
-func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *runTrace) (string, error) {
+//
+// The network is set up while the root is mounted and the mounts
+// resolved (the two share nothing but the run directory), and it is
+// finished while the runtime creates the container: the bundle needs only
+// its namespace and the /etc files to exist. waitNet, which the caller
+// must call before the container's process starts (and on every path
+// once prepareBundle succeeded), waits for the rest and returns the
+// container's NetworkSettings.
+func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *runTrace) (bundle string, waitNet func() (container.NetworkSettings, error), err error) {
 	dir := e.runDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
-		return "", err
+		return "", nil, err
 	}
-	// The network (a namespace, a veth, an address, the /etc files) is
-	// set up while the root is mounted and the mounts resolved: the two
-	// share nothing but the run directory.
 	type netResult struct {
 		ns       string
 		settings container.NetworkSettings
 		err      error
 	}
 	netc := make(chan netResult, 1)
+	earlyc := make(chan netResult, 1)
 	go func() {
 		var r netResult
-		r.ns, r.settings, r.err = e.setupNetwork(ctx, c, dir)
+		r.ns, r.settings, r.err = e.setupNetwork(ctx, c, dir, func(ns string, err error) {
+			earlyc <- netResult{ns: ns, err: err}
+		})
 		netc <- r
 	}()
 	var net *netResult
-	waitNet := func() netResult {
+	wait := func() (container.NetworkSettings, error) {
 		if net == nil {
 			r := <-netc
 			net = &r
+			tr.mark("network (waited for)")
 		}
-		return *net
+		return net.settings, net.err
 	}
 	ok := false
 	defer func() {
 		if !ok {
-			if waitNet().err == nil {
+			if _, err := wait(); err == nil {
 				e.teardownNetwork(context.WithoutCancel(ctx), c.ID)
 			}
 		}
 	}()
 	mounts, err := e.snaps.Mounts(ctx, c.Berth.RootfsKey)
 	if err != nil {
-		return "", fmt.Errorf("container root: %w", err)
+		return "", nil, fmt.Errorf("container root: %w", err)
 	}
 	snapshot.Unmount(rootfs) // a stale mount from a crash
 	err = errors.ErrUnsupported
@@ -828,7 +847,7 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *
 		err = snapshot.MountAll(mounts, rootfs) // also where volatile is unknown (before Linux 5.10)
 	}
 	if err != nil {
-		return "", fmt.Errorf("mount container root: %w", err)
+		return "", nil, fmt.Errorf("mount container root: %w", err)
 	}
 	defer func() {
 		if !ok {
@@ -837,25 +856,24 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *
 	}()
 	user, err := resolveUser(rootfs, c.Config.User)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if wd := c.Config.WorkingDir; wd != "" && wd != "/" {
 		if err := mkdirInRoot(rootfs, wd, user.uid, user.gid); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	ms, err := e.mountSpecs(ctx, c, rootfs)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	tr.mark("root and mounts")
-	nr := waitNet()
-	tr.mark("network (waited for)")
-	if nr.err != nil {
-		return "", nr.err
+	early := <-earlyc
+	tr.mark("netns (waited for)")
+	if early.err != nil {
+		return "", nil, early.err
 	}
-	netns := nr.ns
-	c.NetworkSettings = nr.settings // recorded with the running state
+	netns := early.ns
 	var etc []specs.Mount
 	for _, f := range []string{"hostname", "hosts", "resolv.conf"} {
 		opts := []string{"rbind", "rprivate"}
@@ -882,29 +900,29 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *
 		// Docker's docker-init (which is tini) does.
 		const tini = "/usr/bin/tini-static"
 		if _, err := os.Stat(tini); err != nil {
-			return "", errdefs.InvalidArgument("--init needs %s on the host (apt-get install tini)", tini)
+			return "", nil, errdefs.InvalidArgument("--init needs %s on the host (apt-get install tini)", tini)
 		}
 		ms = append(ms, specs.Mount{Destination: "/sbin/docker-init", Type: "bind", Source: tini, Options: []string{"rbind", "ro"}})
 		cc.Path, cc.Args = "/sbin/docker-init", append([]string{"--", c.Path}, c.Args...)
 	}
 	spec, err := buildSpec(specInput{c: &cc, rootfs: rootfs, user: user, mounts: ms, netns: netns})
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	bundle := filepath.Join(dir, "bundle")
+	bundle = filepath.Join(dir, "bundle")
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
-		return "", err
+		return "", nil, err
 	}
 	ok = true
 	tr.mark("bundle written")
-	return bundle, nil
+	return bundle, wait, nil
 }
 
 // volatileRoot returns an --rm container's overlay root mount with the

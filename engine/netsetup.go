@@ -45,19 +45,34 @@ func networkName(mode string) string {
 // returns the namespace for the spec ("" new, "host", or a path) and the
 // container's NetworkSettings, for the caller to record (with the running
 // state: one write of the record, not two).
-func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir string) (string, container.NetworkSettings, error) {
-	netns, eps, err := e.attachNetwork(ctx, c, dir)
+//
+// Before it is done, it calls early (once, and on every path) with the
+// namespace for the spec once the namespace exists and the /etc files do
+// (their content is written in place later): what the runtime needs to
+// create the container, whose init may then set itself up while the
+// network is finished. The container's process must not start before
+// setupNetwork has returned.
+func (e *Engine) setupNetwork(ctx context.Context, c *container.Container, dir string, early func(netns string, err error)) (string, container.NetworkSettings, error) {
+	var once sync.Once
+	signal := func(netns string, err error) { once.Do(func() { early(netns, err) }) }
+	netns, eps, err := e.attachNetwork(ctx, c, dir, signal)
+	signal(netns, err) // on the paths that fail before the namespace
 	if err != nil {
 		return "", container.NetworkSettings{}, err
 	}
 	return netns, networkSettings(c, eps, netns), nil
 }
 
-func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir string) (string, []*network.Endpoint, error) {
+func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir string, early func(netns string, err error)) (string, []*network.Endpoint, error) {
 	mode := c.HostConfig.NetworkMode
 	tr := newRunTrace(c.ID)
 	netns, err := e.netnsFor(ctx, c)
 	if err != nil {
+		return "", nil, err
+	}
+	// The /etc files exist, empty, before the runtime binds them; their
+	// content is written in place once the addresses are known.
+	if err := network.TouchFiles(dir); err != nil {
 		return "", nil, err
 	}
 	var eps []*network.Endpoint
@@ -89,6 +104,13 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 			ready = startMount(func() error { return newNetns(netns) })
 		}
 		req.NetnsReady = ready
+		go func() {
+			if err := ready(); err != nil {
+				early("", err)
+				return
+			}
+			early(netns, nil)
+		}()
 		tr.mark("net: netns")
 		fail := func(err error) (string, []*network.Endpoint, error) {
 			if ready() == nil {
@@ -103,13 +125,10 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 		req.Ports = ports
 		ep, err := nm.Attach(ctx, c.ID, netns, req)
 		if errors.Is(err, network.ErrSandbox) {
-			// A sandbox the kernel no longer matches: once more, with a
-			// namespace made now.
-			if ready() == nil {
-				removeNetns(netns)
-			}
-			ready = startMount(func() error { return newNetns(netns) })
-			req.Sandbox, req.NetnsReady = nil, ready
+			// A sandbox the kernel no longer matches (Attach undid what
+			// it did with it): once more without it, in the same
+			// namespace, which the runtime may have joined already.
+			req.Sandbox = nil
 			ep, err = nm.Attach(ctx, c.ID, netns, req)
 		}
 		if err != nil {
@@ -136,6 +155,9 @@ func (e *Engine) attachNetwork(ctx context.Context, c *container.Container, dir 
 			e.teardownNetwork(ctx, c.ID)
 			return "", nil, err
 		}
+	}
+	if !attachesNetwork(mode) {
+		early(netns, nil)
 	}
 	files := network.Files{
 		Hostname:   c.Config.Hostname,

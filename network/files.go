@@ -40,7 +40,9 @@ type Files struct {
 }
 
 // WriteFiles writes hosts, resolv.conf and hostname into dir (which must
-// exist), each atomically, for the engine to bind-mount into the container.
+// exist), for the engine to bind-mount into the container: in place, so
+// that a container created on them (see TouchFiles) sees them once its
+// process starts.
 func WriteFiles(dir string, f Files) error {
 	hosts, err := f.hosts()
 	if err != nil {
@@ -54,16 +56,25 @@ func WriteFiles(dir string, f Files) error {
 	if f.Hostname != "" {
 		files["hostname"] = []byte(f.Hostname + "\n")
 	}
+	// In place: the runtime may have bound them (TouchFiles made them)
+	// into a container whose process has not started yet.
 	for name, b := range files {
-		p := filepath.Join(dir, name)
-		tmp := p + ".tmp"
-		if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
 		}
-		if err := os.Rename(tmp, p); err != nil {
-			os.Remove(tmp)
-			return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// TouchFiles makes the files WriteFiles writes in dir, empty if they are
+// new, so that they can be bind-mounted before their content is known.
+func TouchFiles(dir string) error {
+	for _, name := range []string{"hosts", "resolv.conf", "hostname"} {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("make %s: %w", name, err)
 		}
+		f.Close()
 	}
 	return nil
 }
