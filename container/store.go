@@ -72,6 +72,11 @@ func (s *Store) Create(ctx context.Context, c *Container) error {
 	namec := make(chan staged, 1)
 	go func() {
 		st, err := fsutil.Stage(filepath.Join(s.dir, "names", name), []byte(c.ID), 0o600)
+		// The lock file of later updates is made now, off their path:
+		// the first is the monitor's, as the container starts.
+		if f, err := os.OpenFile(filepath.Join(s.Dir(c.ID), "lock"), os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
+			f.Close()
+		}
 		namec <- staged{st, err}
 	}()
 	rec, err := fsutil.Stage(filepath.Join(s.Dir(c.ID), "container.json"), b, 0o600)
