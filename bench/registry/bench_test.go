@@ -30,7 +30,10 @@
 // file system a registry would store on), BERTH_BENCH_CLIENT_STORAGE=disk
 // the layouts; the bench prints which storage each side got, with its
 // file system from /proc/self/mountinfo. Without the right to mount (not
-// root), tmpfs means a directory under /dev/shm.
+// root), tmpfs means a directory under /dev/shm. A tmpfs holds what it
+// stores in memory: a row keeps every image it pushed until it ends, ~4.5
+// GB for the 200 MB rows at 10 runs (both registries), so a machine with
+// less memory to spare wants BERTH_BENCH_STORAGE=disk or fewer runs.
 //
 // The go-single and go-layers rows push and pull the same images with a Go
 // client in this process instead of skopeo (go_test.go): skopeo's own work (it
