@@ -32,23 +32,24 @@ func storageFor(t *testing.T, env, what string) benchStorage {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Remove(dir) })
-		if err := mountTmpfs(dir); err == nil {
+		merr := mountTmpfs(dir)
+		if merr == nil {
 			t.Cleanup(func() {
 				if err := unmount(dir); err != nil {
 					t.Errorf("unmount %s: %v", dir, err)
 				}
 			})
 			return benchStorage{dir, fmt.Sprintf("%s (%s, mounted by the bench)", dir, fsType(dir))}
-		} else if strings.HasPrefix(fsType("/dev/shm"), "tmpfs ") {
-			shm, err := os.MkdirTemp("/dev/shm", "berth-bench-"+what+"-")
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(shm) })
-			return benchStorage{shm, fmt.Sprintf("%s (%s; mounting one failed: %v)", shm, fsType(shm), err)}
-		} else {
-			t.Fatalf("%s=tmpfs: cannot mount a tmpfs (%v) and /dev/shm is no tmpfs; set %s=disk", env, err, env)
 		}
+		if !strings.HasPrefix(fsType("/dev/shm"), "tmpfs,") {
+			t.Fatalf("%s=tmpfs: cannot mount a tmpfs (%v) and /dev/shm is no tmpfs; set %s=disk", env, merr, env)
+		}
+		shm, err := os.MkdirTemp("/dev/shm", "berth-bench-"+what+"-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		return benchStorage{shm, fmt.Sprintf("%s (%s; mounting a tmpfs failed: %v)", shm, fsType(shm), merr)}
 	case "disk":
 		dir := t.TempDir()
 		return benchStorage{dir, fmt.Sprintf("%s (%s)", dir, fsType(dir))}
@@ -85,7 +86,7 @@ func fsType(dir string) string {
 		}
 		mp := strings.ReplaceAll(f[4], "\\040", " ")
 		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, desc = mp, fmt.Sprintf("%s %s on %s", g[0], g[1], mp)
+			best, desc = mp, fmt.Sprintf("%s, from %s, mounted on %s", g[0], g[1], mp)
 		}
 	}
 	return desc
