@@ -330,7 +330,7 @@ func newRunCmd(a *app) *cobra.Command {
 				return err
 			}
 			if detach {
-				if _, err := e.StartContainer(ctx, c.ID, nil); err != nil {
+				if _, err := e.StartCreated(ctx, c, nil); err != nil {
 					return autoRemove(err)
 				}
 				fmt.Fprintln(a.Out, c.ID)
@@ -338,7 +338,7 @@ func newRunCmd(a *app) *cobra.Command {
 			}
 			streams, restore := a.attachStreams(f.interactive, f.tty)
 			defer restore()
-			code, err := e.StartContainer(ctx, c.ID, streams)
+			code, err := e.StartCreated(ctx, c, streams)
 			if err != nil {
 				return autoRemove(err)
 			}

@@ -37,6 +37,12 @@ func (e *Engine) StartContainer(ctx context.Context, ref string, streams *Stream
 	if err != nil {
 		return 0, err
 	}
+	return e.StartCreated(ctx, c, streams)
+}
+
+// StartCreated is StartContainer for the container c as CreateContainer
+// returned it (run: create, then start), without reading it again.
+func (e *Engine) StartCreated(ctx context.Context, c *container.Container, streams *Streams) (int, error) {
 	if c.State.Running {
 		if streams == nil {
 			return 0, nil // docker start of a running container is a no-op

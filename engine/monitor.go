@@ -997,7 +997,7 @@ func (e *Engine) monitorCmd() *exec.Cmd {
 
 // dialMonitor connects to the monitor, starting it if needed.
 func (e *Engine) dialMonitor(ctx context.Context) (*monitor.Conn, error) {
-	return monitor.Dial(ctx, e.runRoot, e.monitorCmd())
+	return monitor.Dial(ctx, e.runRoot, e.monitorCmd)
 }
 
 // ask sends one request and reads the response. A monitor that closes

@@ -20,10 +20,10 @@ func SocketPath(runRoot string) string { return filepath.Join(runRoot, "monitor.
 // LockPath is the file the living monitor holds locked.
 func LockPath(runRoot string) string { return filepath.Join(runRoot, "monitor.lock") }
 
-// Dial connects to the monitor of runRoot, starting it with spawn's command
-// when none runs. The new monitor says it is ready by writing a byte to
-// the file it gets as descriptor 3: no polling, no sleeping.
-func Dial(ctx context.Context, runRoot string, spawn *exec.Cmd) (*Conn, error) {
+// Dial connects to the monitor of runRoot, starting it with a command
+// from spawn when none runs. The new monitor says it is ready by writing a
+// byte to the file it gets as descriptor 3: no polling, no sleeping.
+func Dial(ctx context.Context, runRoot string, spawn func() *exec.Cmd) (*Conn, error) {
 	c, err := dial(ctx, runRoot)
 	if err == nil {
 		return c, nil
@@ -31,9 +31,7 @@ func Dial(ctx context.Context, runRoot string, spawn *exec.Cmd) (*Conn, error) {
 	// A monitor that is exiting (idle, or replaced by a new binary) may
 	// refuse us between our spawn and our dial: spawn again, a few times.
 	for range 3 {
-		cmd := exec.Command(spawn.Path, spawn.Args[1:]...)
-		cmd.Env, cmd.Dir, cmd.Stdout, cmd.Stderr = spawn.Env, spawn.Dir, spawn.Stdout, spawn.Stderr
-		if err := Spawn(ctx, cmd); err != nil {
+		if err := Spawn(ctx, spawn()); err != nil {
 			return nil, err
 		}
 		if c, err = dial(ctx, runRoot); err == nil {
