@@ -225,6 +225,7 @@ func (r *Registry) Serve(ctx context.Context, ready func(net.Addr)) error {
 	}
 	srv := &http.Server{
 		Handler:           r.handler,
+		ConnContext:       server.WithConn,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(r.log.Handler(), slog.LevelWarn),
 	}

@@ -159,7 +159,10 @@ func (h *Handler) startUpload(w http.ResponseWriter, r *http.Request, rt route) 
 			writeError(w, aerr)
 			return
 		}
-		if _, err := h.store.PutBlob(ctx, rt.name, d, r.Body); err != nil {
+		body, done := newLowatReader(ctx, r.Body, r.ContentLength)
+		_, err := h.store.PutBlob(ctx, rt.name, d, body)
+		done()
+		if err != nil {
 			writeError(w, bodyError(err))
 			return
 		}
@@ -292,7 +295,9 @@ func (h *Handler) appendChunk(w http.ResponseWriter, r *http.Request, rt route) 
 		offset = start
 		body = io.LimitReader(r.Body, end-start+1)
 	}
+	body, done := newLowatReader(r.Context(), body, r.ContentLength)
 	info, err := h.store.AppendUpload(r.Context(), rt.name, rt.ref, offset, body)
+	done()
 	if err != nil {
 		aerr := bodyError(err)
 		if aerr.status == http.StatusRequestedRangeNotSatisfiable {
