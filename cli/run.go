@@ -318,6 +318,9 @@ func newRunCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The root is mounted while the record is written: the start
+			// follows at once.
+			opts.MountRoot = true
 			c, err := e.CreateContainer(ctx, opts)
 			if err != nil {
 				return err

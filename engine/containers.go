@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/snapshot"
 )
 
 // CreateOptions are what `create` and `run` were asked for: Docker's
@@ -39,6 +40,10 @@ type CreateOptions struct {
 	Publish []string
 	Aliases []string
 	IP, MAC string
+	// MountRoot mounts the container's root while its record is written,
+	// for a start that follows at once (run; see StartCreated): the
+	// monitor then uses it instead of mounting it on its own path.
+	MountRoot bool
 }
 
 // portBindings renders -p specs as Docker's HostConfig.PortBindings.
@@ -172,18 +177,24 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	}
 	c.Name = "/" + name
 	c.Berth.RootfsKey = c.ID
+	id := c.ID // c is nil once an error is returned
 	chains := image.ChainIDs(rec.DiffIDs)
 	parent := chains[len(chains)-1]
 	// The writable layer and the record (with the name) are made side by
 	// side: each waits on the disk, neither needs the other. What fails
 	// undoes the other.
 	prepared := make(chan error, 1)
+	mounted := false
 	go func() {
-		prepared <- e.prepareRoot(ctx, c.ID, parent)
+		err := e.prepareRoot(ctx, c.ID, parent)
+		if err == nil && opts.MountRoot {
+			// Not mounted is not an error: the monitor mounts it.
+			mounted = e.premountRoot(ctx, id, opts.HostConfig.AutoRemove)
+		}
+		prepared <- err
 	}()
 	c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": e.snaps.UpperDirOf(c.ID)}}
 	c.LogPath = filepath.Join(e.containers.Dir(c.ID), c.ID+"-json.log")
-	id := c.ID // c is nil once an error is returned
 	cerr := e.containers.Create(ctx, c)
 	if perr := <-prepared; perr != nil {
 		if cerr == nil {
@@ -192,10 +203,31 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 		return nil, fmt.Errorf("create container: %w", perr)
 	}
 	if cerr != nil {
+		if mounted {
+			snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
+		}
 		e.snaps.Remove(context.WithoutCancel(ctx), id)
 		return nil, cerr
 	}
+	if mounted {
+		e.mu.Lock()
+		if e.mountedRoots == nil {
+			e.mountedRoots = map[string]bool{}
+		}
+		e.mountedRoots[id] = true
+		e.mu.Unlock()
+	}
 	return c, nil
+}
+
+// premountRoot mounts the root of the container id in its run directory
+// (see CreateOptions.MountRoot) and reports whether it did.
+func (e *Engine) premountRoot(ctx context.Context, id string, autoRemove bool) bool {
+	rootfs := filepath.Join(e.runDir(id), "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return false
+	}
+	return e.mountRoot(ctx, id, autoRemove, rootfs) == nil
 }
 
 // prepareRoot makes the writable layer key of a container of the image

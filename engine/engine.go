@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/content"
@@ -55,6 +56,11 @@ type Engine struct {
 	// endpoints caches the network's endpoint records for the monitor
 	// (nil elsewhere: a command reads them once).
 	endpoints *network.EndpointCache
+
+	// mountedRoots are the containers this process created whose root it
+	// mounted for their start (CreateOptions.MountRoot).
+	mu           sync.Mutex
+	mountedRoots map[string]bool
 }
 
 // New opens the engine's stores under opts.Root, creating them if needed.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/internal/signals"
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/monitor"
+	"github.com/berth-dev/berth/snapshot"
 )
 
 // Streams are the client's ends of an attached container's stdio.
@@ -49,9 +51,18 @@ func (e *Engine) StartCreated(ctx context.Context, c *container.Container, strea
 		}
 		return e.AttachContainer(ctx, c.ID, streams)
 	}
-	req := monitor.Request{Op: "start", ID: c.ID, Attach: streams != nil, Stdin: streams != nil && streams.Stdin != nil}
+	e.mu.Lock()
+	mounted := e.mountedRoots[c.ID]
+	delete(e.mountedRoots, c.ID)
+	e.mu.Unlock()
+	req := monitor.Request{Op: "start", ID: c.ID, Attach: streams != nil, Stdin: streams != nil && streams.Stdin != nil, RootMounted: mounted}
 	conn, _, err := e.ask(ctx, req)
 	if err != nil {
+		if mounted && !errdefs.IsConflict(err) {
+			// The monitor unmounts what it was given when the start fails;
+			// one that never got the request did not.
+			snapshot.Unmount(filepath.Join(e.runDir(c.ID), "rootfs"))
+		}
 		return 0, fmt.Errorf("start container %s: %w", c.DisplayName(), err)
 	}
 	defer conn.Close()

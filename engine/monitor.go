@@ -338,7 +338,7 @@ func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.
 	m.sessions[req.ID] = s
 	m.mu.Unlock()
 
-	pid, err := m.run(ctx, s, req.Stdin)
+	pid, err := m.run(ctx, s, req.Stdin, req.RootMounted)
 	if err != nil {
 		m.mu.Lock()
 		delete(m.sessions, req.ID)
@@ -424,7 +424,7 @@ func (m *monitorServer) signal(id string, sig unix.Signal) {
 
 // run prepares and starts the container's process and the goroutines that
 // watch it. It returns the init's pid.
-func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pid int, err error) {
+func (m *monitorServer) run(ctx context.Context, s *session, openStdin, rootMounted bool) (pid int, err error) {
 	e := m.e
 	c, err := e.containers.Get(ctx, s.id)
 	if err != nil {
@@ -450,7 +450,7 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin bool) (pi
 		w, err := logs.Create(c.LogPath)
 		logc <- opened{w, err}
 	}()
-	bundle, waitNet, err := e.prepareBundle(ctx, c, tr)
+	bundle, waitNet, err := e.prepareBundle(ctx, c, rootMounted, tr)
 	lo := <-logc
 	if err != nil {
 		if lo.err == nil {
@@ -699,7 +699,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 			}
 			m.sessions[s.id] = ns
 			m.mu.Unlock()
-			if _, err := m.run(ctx, ns, false); err != nil {
+			if _, err := m.run(ctx, ns, false, false); err != nil {
 				m.mu.Lock()
 				delete(m.sessions, s.id)
 				m.mu.Unlock()
@@ -795,7 +795,7 @@ func (m *monitorServer) wait(ctx context.Context, c *monitor.Conn, req monitor.R
 // must call before the container's process starts (and on every path
 // once prepareBundle succeeded), waits for the rest and returns the
 // container's NetworkSettings.
-func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *runTrace) (bundle string, waitNet func() (container.NetworkSettings, error), err error) {
+func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, rootMounted bool, tr *runTrace) (bundle string, waitNet func() (container.NetworkSettings, error), err error) {
 	dir := e.runDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
@@ -832,22 +832,13 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *
 			}
 		}
 	}()
-	mounts, err := e.snaps.Mounts(ctx, c.Berth.RootfsKey)
-	if err != nil {
-		return "", nil, fmt.Errorf("container root: %w", err)
-	}
-	snapshot.Unmount(rootfs) // a stale mount from a crash
-	err = errors.ErrUnsupported
-	if c.HostConfig.AutoRemove {
-		if vm, ok := volatileRoot(mounts); ok {
-			err = snapshot.MountAll(vm, rootfs)
+	// A root that run mounted for this start (see CreateOptions.MountRoot)
+	// is used as it is; anything else there is a stale mount from a crash.
+	if !rootMounted || !isMountedRoot(rootfs) {
+		snapshot.Unmount(rootfs)
+		if err := e.mountRoot(ctx, c.Berth.RootfsKey, c.HostConfig.AutoRemove, rootfs); err != nil {
+			return "", nil, err
 		}
-	}
-	if err != nil {
-		err = snapshot.MountAll(mounts, rootfs) // also where volatile is unknown (before Linux 5.10)
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("mount container root: %w", err)
 	}
 	defer func() {
 		if !ok {
@@ -923,6 +914,40 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *
 	ok = true
 	tr.mark("bundle written")
 	return bundle, wait, nil
+}
+
+// mountRoot mounts the root file system of the writable snapshot key at
+// rootfs: for an --rm container (autoRemove), volatile where the kernel
+// knows the option.
+func (e *Engine) mountRoot(ctx context.Context, key string, autoRemove bool, rootfs string) error {
+	mounts, err := e.snaps.Mounts(ctx, key)
+	if err != nil {
+		return fmt.Errorf("container root: %w", err)
+	}
+	err = errors.ErrUnsupported
+	if autoRemove {
+		if vm, ok := volatileRoot(mounts); ok {
+			err = snapshot.MountAll(vm, rootfs)
+		}
+	}
+	if err != nil {
+		err = snapshot.MountAll(mounts, rootfs) // also where volatile is unknown (before Linux 5.10)
+	}
+	if err != nil {
+		return fmt.Errorf("mount container root: %w", err)
+	}
+	return nil
+}
+
+// isMountedRoot reports whether a file system is mounted on dir (the
+// overlay, or the native driver's bind mount from the data root): the
+// run directory it is in is on the run root's tmpfs.
+func isMountedRoot(dir string) bool {
+	var st, parent unix.Stat_t
+	if unix.Stat(dir, &st) != nil || unix.Stat(filepath.Dir(dir), &parent) != nil {
+		return false
+	}
+	return st.Dev != parent.Dev
 }
 
 // volatileRoot returns an --rm container's overlay root mount with the

@@ -23,6 +23,10 @@ type Request struct {
 	// Process is what an "exec" request starts in the container, detached:
 	// the monitor is its parent and reaps it.
 	Process *specs.Process `json:",omitempty"`
+	// RootMounted says, in a start request, that the client (run) mounted
+	// the container's root for this start, in the run directory: the
+	// monitor uses it rather than mounting it again.
+	RootMounted bool `json:",omitempty"`
 }
 
 // Response answers a request. For an attached start it comes first, then

@@ -119,3 +119,38 @@ func lineDiff(a, b string) string {
 	}
 	return out.String()
 }
+
+// TestFailedStartLeavesNoMount: run mounts the container's root while it
+// writes the record, for the monitor to use; a start that then fails (here
+// the network refuses the address) leaves no mount, with or without --rm,
+// and the container that stays (without --rm) starts later and is removed
+// cleanly.
+func TestFailedStartLeavesNoMount(t *testing.T) {
+	e := newEnv(t)
+	e.warmUp()
+	for _, rm := range []bool{false, true} {
+		args := []string{"run", "-d", "--name", "bad" + strconv.FormatBool(rm), "--ip", "192.0.2.7", "busybox", "sleep", "1000"}
+		if rm {
+			args = append(args[:2], append([]string{"--rm"}, args[2:]...)...)
+		}
+		res := e.run(args...)
+		if res.Code != 125 || !strings.Contains(res.Stderr, "192.0.2.7") {
+			t.Fatalf("run with an address outside the network (rm %v): %s", rm, res)
+		}
+		for _, root := range []string{e.Root, e.RunRoot} {
+			if ms := mountsUnder(root); len(ms) > 0 {
+				t.Errorf("mounts left under %s after a failed start (rm %v):\n%s", root, rm, strings.Join(ms, "\n"))
+			}
+		}
+	}
+	// The container run left (created) starts without the bad address?
+	// Its address is part of it: it fails the same way, and rm cleans.
+	id := strings.TrimSpace(e.must("inspect", "-f", "{{.Id}}", "badfalse"))
+	if res := e.run("start", id); res.Code == 0 {
+		t.Errorf("start of a container with an address outside its network succeeded")
+	}
+	e.must("rm", id)
+	if left := e.leftovers(id, 0); len(left) > 0 {
+		t.Errorf("left behind:\n%s", strings.Join(left, "\n"))
+	}
+}
