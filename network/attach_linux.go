@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -313,23 +314,44 @@ func probePort(p PortMapping) error {
 	return fmt.Errorf("publish %s: %w", addr, err)
 }
 
-// freePort asks the kernel for a free port of p's protocol and address.
+// freePort chooses a free host port of p's protocol and address among
+// dynamicPorts, from a random one on.
 func freePort(p PortMapping) (uint16, error) {
-	addr := net.JoinHostPort(hostIPString(p.HostIP), "0")
-	if p.Proto == "udp" {
-		c, err := net.ListenPacket("udp4", addr)
-		if err != nil {
-			return 0, fmt.Errorf("choose a host port: %w", err)
+	lo, hi := dynamicPorts()
+	start := lo + mrand.IntN(hi-lo+1)
+	for i := 0; i <= hi-lo; i++ {
+		port := lo + (start-lo+i)%(hi-lo+1)
+		q := p
+		q.HostPort = uint16(port)
+		err := probePort(q)
+		if err == nil {
+			return uint16(port), nil
 		}
-		defer c.Close()
-		return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+		if !errdefs.IsConflict(err) {
+			return 0, err
+		}
 	}
-	ln, err := net.Listen("tcp4", addr)
-	if err != nil {
-		return 0, fmt.Errorf("choose a host port: %w", err)
+	return 0, errdefs.InUse("no free host port for %d/%s", p.ContainerPort, p.Proto)
+}
+
+// dynamicPorts is the range of host ports chosen for a mapping without
+// one: the 16384 ports below the kernel's ephemeral range. A port the
+// kernel may hand to a socket bound to port 0, or to an outgoing
+// connection, would be taken from under the mapping: nothing holds a
+// mapped port, and the mapping's rule would capture the local traffic of
+// whoever got it (a test server, a client's connection).
+func dynamicPorts() (lo, hi int) {
+	ephemeral := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 1024 {
+				ephemeral = n
+			}
+		}
 	}
-	defer ln.Close()
-	return uint16(ln.Addr().(*net.TCPAddr).Port), nil
+	hi = ephemeral - 1
+	lo = max(1024, ephemeral-16384)
+	return lo, hi
 }
 
 func (m *Manager) firewall() *nft.Firewall { return nft.New(m.opts.Table) }
