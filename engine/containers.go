@@ -196,6 +196,13 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": e.snaps.UpperDirOf(c.ID)}}
 	c.LogPath = filepath.Join(e.containers.Dir(c.ID), c.ID+"-json.log")
 	cerr := e.containers.Create(ctx, c)
+	// A name made up here can be taken by another process between the
+	// check above and the reservation (twenty runs at once share a space
+	// of ~25,000 names): make up another, as Docker does.
+	for i := 0; opts.Name == "" && errdefs.IsConflict(cerr) && i < 10; i++ {
+		c.Name = "/" + container.RandomName()
+		cerr = e.containers.Create(ctx, c)
+	}
 	if perr := <-prepared; perr != nil {
 		if cerr == nil {
 			e.containers.Delete(context.WithoutCancel(ctx), id)
