@@ -4,10 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -48,14 +48,14 @@ func TestRunRootOnTmpfs(t *testing.T) {
 
 func mountsAt(t *testing.T, dir string) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := procfs.Mounts()
 	if err != nil {
 		t.Fatal(err)
 	}
 	real, _ := filepath.EvalSymlinks(dir)
 	n := 0
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == real {
+	for _, m := range ms {
+		if m.Point == real {
 			n++
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/internal/procfs"
 )
 
 // benchStorage is where a bench keeps files: skopeo's OCI layouts (the
@@ -72,21 +74,16 @@ func (s benchStorage) sub(t *testing.T, name string) string {
 // its type, source and super-block options (for ext4, whether it has a
 // journal shows in neither; tune2fs -l tells).
 func fsType(dir string) string {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := procfs.Mounts()
 	if err != nil {
 		return "unknown file system"
 	}
 	dir, _ = filepath.EvalSymlinks(dir)
 	best, desc := "", "unknown file system"
-	for _, line := range strings.Split(string(b), "\n") {
-		pre, post, ok := strings.Cut(line, " - ")
-		f, g := strings.Fields(pre), strings.Fields(post)
-		if !ok || len(f) < 5 || len(g) < 3 {
-			continue
-		}
-		mp := strings.ReplaceAll(f[4], "\\040", " ")
+	for _, m := range ms {
+		mp := m.Point
 		if (dir == mp || strings.HasPrefix(dir, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, desc = mp, fmt.Sprintf("%s, from %s, mounted on %s", g[0], g[1], mp)
+			best, desc = mp, fmt.Sprintf("%s, from %s, mounted on %s", m.FSType, m.Source, mp)
 		}
 	}
 	return desc

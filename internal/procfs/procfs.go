@@ -55,9 +55,45 @@ func Alive(pid int, start string) bool {
 	return start == "" || f[19] == start
 }
 
+// Mount is one line of /proc/self/mountinfo: where, what file system
+// from what source, and the file system's own options (for cgroup v1, its
+// controllers).
+type Mount struct {
+	Point, FSType, Source, SuperOptions string
+}
+
+// Mounts lists this process's mounts, in mountinfo's order.
+func Mounts() ([]Mount, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var out []Mount
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 5 {
+			continue
+		}
+		m := Mount{Point: unescapeMountPath(f[4])}
+		// The file system type follows the "-" that ends the optional
+		// fields.
+		for i := 5; i+1 < len(f); i++ {
+			if f[i] == "-" {
+				m.FSType = f[i+1]
+				if i+3 < len(f) {
+					m.Source, m.SuperOptions = f[i+2], f[i+3]
+				}
+				break
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
 // MountsBelow lists the mount points strictly below dir, deepest first.
 func MountsBelow(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ms, err := Mounts()
 	if err != nil {
 		return nil, err
 	}
@@ -65,14 +101,9 @@ func MountsBelow(dir string) ([]string, error) {
 		dir = real
 	}
 	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		p := unescapeMountPath(f[4])
-		if strings.HasPrefix(p, dir+"/") {
-			out = append(out, p)
+	for _, m := range ms {
+		if strings.HasPrefix(m.Point, dir+"/") {
+			out = append(out, m.Point)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -61,5 +62,40 @@ func TestMountsBelow(t *testing.T) {
 	real, _ := filepath.EvalSymlinks(sub)
 	if len(got) != 1 || got[0] != real {
 		t.Errorf("MountsBelow(%s) = %q, want [%s]", dir, got, real)
+	}
+}
+
+// TestMounts reads the root's file system and, for a tmpfs mounted with a
+// size, its type and options.
+func TestMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting needs root")
+	}
+	dir := filepath.Join(t.TempDir(), "with space")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(dir, syscall.MNT_DETACH)
+	ms, err := Mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root, ours *Mount
+	for i := range ms {
+		switch ms[i].Point {
+		case "/":
+			root = &ms[i]
+		case dir:
+			ours = &ms[i]
+		}
+	}
+	if root == nil || root.FSType == "" {
+		t.Errorf("no / with a file system type in %v", ms)
+	}
+	if ours == nil || ours.FSType != "tmpfs" || !strings.Contains(ours.SuperOptions, "size=1024k") {
+		t.Errorf("the tmpfs at %q: %+v", dir, ours)
 	}
 }

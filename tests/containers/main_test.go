@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/internal/procfs"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -193,16 +194,11 @@ func waitGone(pid int) {
 // cgroupMounts returns the mount points of every cgroup hierarchy, v1
 // controllers and the unified one.
 func cgroupMounts() []string {
+	ms, _ := procfs.Mounts()
 	var out []string
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for line := range strings.Lines(string(b)) {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
-			continue
-		}
-		f, typ := strings.Fields(pre), strings.Fields(post)
-		if len(f) > 4 && len(typ) > 0 && (typ[0] == "cgroup" || typ[0] == "cgroup2") {
-			out = append(out, unescapeMount(f[4]))
+	for _, m := range ms {
+		if m.FSType == "cgroup" || m.FSType == "cgroup2" {
+			out = append(out, m.Point)
 		}
 	}
 	return out
@@ -211,19 +207,14 @@ func cgroupMounts() []string {
 // cgroupMount returns the mount point of the v1 hierarchy with controller,
 // or "" if it has none.
 func cgroupMount(controller string) string {
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for line := range strings.Lines(string(b)) {
-		pre, post, ok := strings.Cut(line, " - ")
-		if !ok {
+	ms, _ := procfs.Mounts()
+	for _, m := range ms {
+		if m.FSType != "cgroup" {
 			continue
 		}
-		f, typ := strings.Fields(pre), strings.Fields(post)
-		if len(f) < 5 || len(typ) < 3 || typ[0] != "cgroup" {
-			continue
-		}
-		for opt := range strings.SplitSeq(typ[2], ",") {
+		for opt := range strings.SplitSeq(m.SuperOptions, ",") {
 			if opt == controller {
-				return unescapeMount(f[4])
+				return m.Point
 			}
 		}
 	}
@@ -279,41 +270,17 @@ func removeCgroup(dir string) {
 // dir, less the tmpfs berth keeps on a run root of its own making (see
 // engine's prepareRunRoot), which no container owns.
 func mountsUnder(dir string) []string {
+	ms, _ := procfs.Mounts()
 	var out []string
-	b, _ := os.ReadFile("/proc/self/mountinfo")
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 5 {
+	for _, m := range ms {
+		if m.Point == dir && m.FSType == "tmpfs" {
 			continue
 		}
-		p := unescapeMount(f[4])
-		if p == dir && len(f) > 8 && f[len(f)-3] == "tmpfs" {
-			continue
-		}
-		if p == dir || strings.HasPrefix(p, dir+"/") {
-			out = append(out, p)
+		if m.Point == dir || strings.HasPrefix(m.Point, dir+"/") {
+			out = append(out, m.Point)
 		}
 	}
 	return out
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // leftovers lists what container id (whose init was pid, 0 if unknown)
