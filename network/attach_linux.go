@@ -53,15 +53,9 @@ func (m *Manager) Attach(ctx context.Context, containerID, netnsPath string, req
 	if ref == "" {
 		ref = DefaultNetwork
 	}
-	n, err := find(nets, ref)
+	n, err := attachable(nets, ref, req.Aliases, "attach to")
 	if err != nil {
 		return nil, err
-	}
-	if n.Driver != DriverBridge {
-		return nil, errdefs.InvalidArgument("network %s is a mode (--network %s), not a network to attach to", n.Name, n.Name)
-	}
-	if len(req.Aliases) > 0 && !n.DNS() {
-		return nil, errdefs.InvalidArgument("network-scoped aliases are only supported for user-defined networks")
 	}
 	if _, err := os.Stat(m.endpointFile(n.ID, containerID)); err == nil {
 		return nil, errdefs.AlreadyExists("container %s is already attached to network %s", shortID(containerID), n.Name)

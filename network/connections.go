@@ -87,15 +87,9 @@ func (m *Manager) AddConnection(ctx context.Context, containerID, network string
 	if err != nil {
 		return nil, err
 	}
-	n, err := find(nets, network)
+	n, err := attachable(nets, network, c.Aliases, "connect to")
 	if err != nil {
 		return nil, err
-	}
-	if n.Driver != DriverBridge {
-		return nil, errdefs.InvalidArgument("network %s is a mode (--network %s), not a network to connect to", n.Name, n.Name)
-	}
-	if len(c.Aliases) > 0 && !n.DNS() {
-		return nil, errdefs.InvalidArgument("network-scoped aliases are only supported for user-defined networks")
 	}
 	if c.IP != "" {
 		ip, err := netip.ParseAddr(c.IP)

@@ -453,6 +453,23 @@ func (m *Manager) removeLocked(ctx context.Context, n *Network) error {
 	return nil
 }
 
+// attachable finds the network ref a container is to be attached to (for
+// what, in words, "attach to" or "connect to"): a bridge network, where
+// aliases need one with a resolver.
+func attachable(nets []*Network, ref string, aliases []string, what string) (*Network, error) {
+	n, err := find(nets, ref)
+	if err != nil {
+		return nil, err
+	}
+	if n.Driver != DriverBridge {
+		return nil, errdefs.InvalidArgument("network %s is a mode (--network %s), not a network to %s", n.Name, n.Name, what)
+	}
+	if len(aliases) > 0 && !n.DNS() {
+		return nil, errdefs.InvalidArgument("network-scoped aliases are only supported for user-defined networks")
+	}
+	return n, nil
+}
+
 // Reset undoes every network of this root on the host, its default one
 // included: bridges, firewall rules, resolvers, records and state. The
 // engine calls it for `system reset`, once every container is gone; an
