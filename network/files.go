@@ -43,7 +43,9 @@ type Files struct {
 // exist), for the engine to bind-mount into the container: in place, so
 // that a container created on them (see TouchFiles) sees them once its
 // process starts.
-func WriteFiles(dir string, f Files) error {
+func WriteFiles(dir string, f Files) error { return writeFiles(dir, f, f.Hostname != "") }
+
+func writeFiles(dir string, f Files, hostname bool) error {
 	hosts, err := f.hosts()
 	if err != nil {
 		return err
@@ -53,11 +55,12 @@ func WriteFiles(dir string, f Files) error {
 		return err
 	}
 	files := map[string][]byte{"hosts": hosts, "resolv.conf": resolv}
-	if f.Hostname != "" {
+	if hostname {
 		files["hostname"] = []byte(f.Hostname + "\n")
 	}
 	// In place: the runtime may have bound them (TouchFiles made them)
-	// into a container whose process has not started yet.
+	// into a container, whose process would keep seeing the old files if
+	// new ones were renamed over them.
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)
@@ -80,24 +83,9 @@ func TouchFiles(dir string) error {
 }
 
 // UpdateFiles rewrites the hosts and resolv.conf that WriteFiles wrote in
-// dir, in place: they are bind-mounted into a running container, which
-// would keep seeing the old files if new ones were renamed over them.
-func UpdateFiles(dir string, f Files) error {
-	hosts, err := f.hosts()
-	if err != nil {
-		return err
-	}
-	resolv, err := f.resolvConf()
-	if err != nil {
-		return err
-	}
-	for name, b := range map[string][]byte{"hosts": hosts, "resolv.conf": resolv} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return fmt.Errorf("update %s: %w", name, err)
-		}
-	}
-	return nil
-}
+// dir, in place, for a running container whose networks changed; its
+// hostname file is the container's to change and is left alone.
+func UpdateFiles(dir string, f Files) error { return writeFiles(dir, f, false) }
 
 // resolver is the resolver of the first of the container's networks that
 // has one (invalid if none does).
