@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -192,8 +193,29 @@ type monitorServer struct {
 	stopListening func()
 	sessions      map[string]*session
 	conns         int
-	// purging counts the removed containers whose files are being deleted.
+	// purging counts the removed containers whose files are being deleted
+	// and the spare writable layers being made.
 	purging sync.WaitGroup
+	// makingSpares is set while spare writable layers are made.
+	makingSpares atomic.Bool
+}
+
+// makeSpares makes, in the background, the empty writable layers that the
+// next containers' creations take instead of making their own (see
+// snapshot.Snapshotter.MakeSpares): directories made here, between starts,
+// are not made while a client waits.
+func (m *monitorServer) makeSpares(ctx context.Context) {
+	if !m.makingSpares.CompareAndSwap(false, true) {
+		return
+	}
+	m.purging.Add(1)
+	go func() {
+		defer m.purging.Done()
+		defer m.makingSpares.Store(false)
+		if err := m.e.snaps.MakeSpares(ctx); err != nil {
+			slog.Debug("make spare writable layers", "err", err)
+		}
+	}()
 }
 
 // idle reports whether the monitor watches no container and serves no client.
@@ -354,6 +376,7 @@ func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.
 	if m.e.sandboxes != nil {
 		m.e.sandboxes.Refill(network.RefillDelay)
 	}
+	m.makeSpares(context.WithoutCancel(ctx))
 	if err != nil || !req.Attach {
 		return
 	}

@@ -100,6 +100,11 @@ type Snapshotter interface {
 	// Remove removes the writable snapshot key, which the caller has
 	// unmounted.
 	Remove(ctx context.Context, key string) error
+	// MakeSpares makes, while nothing waits for it, the empty writable
+	// snapshots that later Prepares take instead of making their own
+	// (overlay; a no-op for native, whose writable snapshots are copies).
+	// A Remove keeps an unchanged one as a spare too.
+	MakeSpares(ctx context.Context) error
 	// Discard is Remove in two steps: the snapshot is gone from the store
 	// when Discard returns, and its files once purge has run (a crash in
 	// between leaves them as garbage that a later listing of the active

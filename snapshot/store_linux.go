@@ -28,6 +28,7 @@ import (
 //	active/<hex>/info.json  a writable snapshot, by the sha256 of its key
 //	active/<hex>/...        upper/ and work/ (overlay) or fs/ (native)
 //	tmp/                    directories being built or removed
+//	tmp/spare-<n>/          empty writable snapshots ready for Prepare
 //
 // Everything is built in tmp/ and published by renaming it into place, and
 // removed by renaming it into tmp/ first, so that a reader never sees half
@@ -45,6 +46,12 @@ type driver interface {
 	newActive(ctx context.Context, dir string, chain []string) error
 	mounts(dir string, chain []string) []Mount
 	upperDir(dir string) string
+	// spares reports whether an empty writable snapshot can be made
+	// before it is needed (see MakeSpares), and pristine whether the
+	// removed, unmounted writable snapshot in dir is still such an empty
+	// one.
+	spares() bool
+	pristine(dir string) bool
 }
 
 type store struct {
@@ -138,6 +145,26 @@ func writeJSON(path string, v any) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+	}
+	return err
+}
+
+// writeSynced writes v to path, which nobody else reads yet, and syncs it.
+func writeSynced(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
 	return err
 }
@@ -403,9 +430,12 @@ func (s *store) Prepare(ctx context.Context, key string, parent digest.Digest) (
 	if err != nil {
 		return nil, fmt.Errorf("prepare %q: parent: %w", key, err)
 	}
-	tmp, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "active-")
-	if err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", key, err)
+	tmp := s.takeSpare()
+	spare := tmp != ""
+	if !spare {
+		if tmp, err = os.MkdirTemp(filepath.Join(s.root, "tmp"), "active-"); err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", key, err)
+		}
 	}
 	published := false
 	defer func() {
@@ -413,11 +443,15 @@ func (s *store) Prepare(ctx context.Context, key string, parent digest.Digest) (
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := s.d.newActive(ctx, tmp, chain); err != nil {
-		return nil, fmt.Errorf("prepare %q: %w", key, err)
+	if !spare {
+		if err := s.d.newActive(ctx, tmp, chain); err != nil {
+			return nil, fmt.Errorf("prepare %q: %w", key, err)
+		}
 	}
+	// tmp is private until it is renamed into active/: its info is
+	// written in place (a spare has an empty one).
 	ai := activeInfo{Key: key, Parent: parent, Created: time.Now().UTC()}
-	if err := writeJSON(filepath.Join(tmp, infoFile), ai); err != nil {
+	if err := writeSynced(filepath.Join(tmp, infoFile), ai); err != nil {
 		return nil, fmt.Errorf("prepare %q: %w", key, err)
 	}
 
@@ -487,6 +521,9 @@ func (s *store) Discard(ctx context.Context, key string) (func() error, error) {
 		return nil, fmt.Errorf("remove snapshot %q: %w", key, err)
 	}
 	return func() error {
+		if s.recycle(aside) {
+			return nil
+		}
 		if err := os.RemoveAll(aside); err != nil {
 			return fmt.Errorf("remove snapshot %q: %w", key, err)
 		}
@@ -547,6 +584,8 @@ func (overlayDriver) mounts(dir string, chain []string) []Mount {
 
 func (overlayDriver) upperDir(dir string) string { return filepath.Join(dir, "upper") }
 
+func (overlayDriver) spares() bool { return true }
+
 // nativeDriver keeps full copies and bind mounts them.
 type nativeDriver struct{}
 
@@ -574,3 +613,7 @@ func (nativeDriver) mounts(dir string, chain []string) []Mount {
 }
 
 func (nativeDriver) upperDir(dir string) string { return filepath.Join(dir, "fs") }
+
+// A native writable snapshot is a copy of its parent: none is made ahead.
+func (nativeDriver) spares() bool         { return false }
+func (nativeDriver) pristine(string) bool { return false }

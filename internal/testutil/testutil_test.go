@@ -41,6 +41,19 @@ func TestStoreListing(t *testing.T) {
 	if after := StoreListing(t, dir); after == before {
 		t.Errorf("listing did not change when a file's content did:\n%s", after)
 	}
+	// Spare writable snapshots are not listed; the rest of tmp/ is.
+	if err := os.MkdirAll(filepath.Join(dir, "snapshots", "overlay", "tmp", "spare-0", "upper"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if after := StoreListing(t, dir); !strings.Contains(after, " snapshots/overlay/tmp\n") || strings.Contains(after, "spare-0") {
+		t.Errorf("listing with a spare:\n%s", after)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "snapshots", "overlay", "tmp", "active-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if after := StoreListing(t, dir); !strings.Contains(after, "active-1") {
+		t.Errorf("listing lacks what else tmp/ holds:\n%s", after)
+	}
 }
 
 func TestImages(t *testing.T) {

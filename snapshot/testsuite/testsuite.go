@@ -45,6 +45,7 @@ func Run(t *testing.T, newSnapshotter func(t *testing.T, root string) snapshot.S
 		{"Changes", testChanges},
 		{"Discard", testDiscard},
 		{"Lookup", testLookup},
+		{"Spares", testSpares},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -114,7 +115,9 @@ func mount(t *testing.T, s snapshot.Snapshotter, key string, parent digest.Diges
 	return target
 }
 
-// files lists everything under root, directories with a trailing slash.
+// files lists everything under root, directories with a trailing slash,
+// but for the spare writable snapshots kept for later Prepares (see
+// MakeSpares): not something left behind.
 func files(t *testing.T, root string) []string {
 	t.Helper()
 	var out []string
@@ -123,6 +126,9 @@ func files(t *testing.T, root string) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() && filepath.Base(filepath.Dir(p)) == "tmp" && strings.HasPrefix(d.Name(), "spare-") {
+			return filepath.SkipDir
+		}
 		if d.IsDir() {
 			rel += "/"
 		}
@@ -576,4 +582,138 @@ func testManyLayers(t *testing.T, s snapshot.Snapshotter, root string) {
 			t.Fatalf("%s = %q, %v", name, b, err)
 		}
 	}
+}
+
+// testSpares checks that the writable snapshots made ahead (MakeSpares) or
+// kept from removed ones are what Prepare would have made: empty, distinct,
+// and never holding what a removed container left.
+func testSpares(t *testing.T, s snapshot.Snapshotter, root string) {
+	ctx := context.Background()
+	base := id("spares-base")
+	createLayer(t, s, base, "", layer(t, file{name: "etc/"}, file{name: "etc/os-release", data: "berth"}))
+	if err := s.MakeSpares(ctx); err != nil {
+		t.Fatalf("MakeSpares: %v", err)
+	}
+	if err := s.MakeSpares(ctx); err != nil {
+		t.Fatalf("MakeSpares again: %v", err)
+	}
+	// A container that changes nothing, one that changes its root
+	// directory, one that adds, one that deletes, one mounted volatile
+	// (overlayfs leaves work/incompat/volatile behind): removed, then as
+	// many new ones, which must each see the base layer and nothing else.
+	changes := []func(root string) error{
+		func(string) error { return nil },
+		func(root string) error { return os.Chmod(root, 0o700) },
+		func(root string) error { return os.WriteFile(filepath.Join(root, "left"), []byte("x"), 0o644) },
+		func(root string) error { return os.Remove(filepath.Join(root, "etc/os-release")) },
+		func(root string) error { return unix.Setxattr(root, "user.left", []byte("x"), 0) },
+	}
+	for round := range 2 {
+		for i, change := range changes {
+			key := fmt.Sprintf("c%d-%d", round, i)
+			mounts, err := s.Prepare(ctx, key, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if upper, err := s.UpperDir(ctx, key); err != nil {
+				t.Fatal(err)
+			} else if s.Driver() == "overlay" {
+				if names := dirNames(t, upper); len(names) != 0 {
+					t.Errorf("round %d: new snapshot %s has %v in its upper directory", round, key, names)
+				}
+			}
+			if round == 1 && i == 0 && len(mounts) == 1 && mounts[0].Type == "overlay" {
+				mounts[0].Options = append(slices.Clone(mounts[0].Options), "volatile")
+			}
+			target := t.TempDir()
+			if err := snapshot.MountAll(mounts, target); err != nil {
+				t.Fatalf("mount %s: %v", key, err)
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(target, &st); err != nil || st.Mode&0o777 != 0o755 {
+				t.Errorf("round %d: root of %s has mode %o, %v; want 755", round, key, st.Mode&0o777, err)
+			}
+			if names := dirNames(t, target); !slices.Equal(names, []string{"etc"}) {
+				t.Errorf("round %d: root of %s holds %v, want [etc]", round, key, names)
+			}
+			if n, err := unix.Llistxattr(target, make([]byte, 256)); err == nil && n > 0 {
+				b := make([]byte, n)
+				unix.Llistxattr(target, b)
+				if strings.Contains(string(b), "user.left") {
+					t.Errorf("round %d: root of %s has the xattr a removed container set", round, key)
+				}
+			}
+			if b, err := os.ReadFile(filepath.Join(target, "etc/os-release")); err != nil || string(b) != "berth" {
+				t.Errorf("round %d: etc/os-release of %s = %q, %v", round, key, b, err)
+			}
+			if err := change(target); err != nil {
+				t.Fatal(err)
+			}
+			if err := snapshot.Unmount(target); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Remove(ctx, key); err != nil {
+				t.Fatalf("Remove %s: %v", key, err)
+			}
+		}
+	}
+
+	// Prepares at once take distinct snapshots.
+	if err := s.MakeSpares(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	uppers := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			key := fmt.Sprintf("at-once-%d", i)
+			if _, err := s.Prepare(ctx, key, base); err != nil {
+				t.Error(err)
+				return
+			}
+			uppers[i], _ = s.UpperDir(ctx, key)
+		})
+	}
+	wg.Wait()
+	slices.Sort(uppers)
+	if len(slices.Compact(slices.Clone(uppers))) != n {
+		t.Errorf("%d Prepares at once share upper directories: %v", n, uppers)
+	}
+	for _, u := range uppers {
+		if err := os.WriteFile(filepath.Join(u, "mine"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if names := dirNames(t, u); !slices.Equal(names, []string{"mine"}) && s.Driver() == "overlay" {
+			t.Errorf("upper %s holds %v, want [mine]", u, names)
+		}
+	}
+	actives, err := s.Actives(ctx)
+	if err != nil || len(actives) != n {
+		t.Errorf("Actives = %d snapshots, %v; want %d", len(actives), err, n)
+	}
+	for i := range n {
+		if err := s.Remove(ctx, fmt.Sprintf("at-once-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RemoveLayer(ctx, base); err != nil {
+		t.Errorf("RemoveLayer with only spares left: %v", err)
+	}
+	if m := mountsUnder(t, root); len(m) != 0 {
+		t.Errorf("mounts left under the store: %v", m)
+	}
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
 }
