@@ -40,9 +40,11 @@ type CreateOptions struct {
 	Publish []string
 	Aliases []string
 	IP, MAC string
-	// MountRoot mounts the container's root while its record is written,
-	// for a start that follows at once (run; see StartCreated): the
-	// monitor then uses it instead of mounting it on its own path.
+	// MountRoot is for a start that follows at once (run; see
+	// StartCreated): the container's root is mounted while its record is
+	// written, and the monitor uses it instead of mounting it on its own
+	// path; and the monitor is asked meanwhile to prepare the start (see
+	// prepareStart).
 	MountRoot bool
 }
 
@@ -195,6 +197,10 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	}()
 	c.GraphDriver = container.GraphDriver{Name: c.Driver, Data: map[string]string{"UpperDir": e.snaps.UpperDirOf(c.ID)}}
 	c.LogPath = filepath.Join(e.containers.Dir(c.ID), c.ID+"-json.log")
+	var prep *preparedStart
+	if opts.MountRoot {
+		prep = e.prepareStart(ctx, *c)
+	}
 	cerr := e.containers.Create(ctx, c)
 	// A name made up here can be taken by another process between the
 	// check above and the reservation (twenty runs at once share a space
@@ -204,26 +210,34 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 		cerr = e.containers.Create(ctx, c)
 	}
 	if perr := <-prepared; perr != nil {
+		prep.abort()
 		if cerr == nil {
 			e.containers.Delete(context.WithoutCancel(ctx), id)
 		}
 		return nil, fmt.Errorf("create container: %w", perr)
 	}
 	if cerr != nil {
+		prep.abort()
 		if mounted {
 			snapshot.Unmount(filepath.Join(e.runDir(id), "rootfs"))
 		}
 		e.snaps.Remove(context.WithoutCancel(ctx), id)
 		return nil, cerr
 	}
+	e.mu.Lock()
 	if mounted {
-		e.mu.Lock()
 		if e.mountedRoots == nil {
 			e.mountedRoots = map[string]bool{}
 		}
 		e.mountedRoots[id] = true
-		e.mu.Unlock()
 	}
+	if prep != nil {
+		if e.prepared == nil {
+			e.prepared = map[string]*preparedStart{}
+		}
+		e.prepared[id] = prep
+	}
+	e.mu.Unlock()
 	return c, nil
 }
 

@@ -58,9 +58,11 @@ type Engine struct {
 	endpoints *network.EndpointCache
 
 	// mountedRoots are the containers this process created whose root it
-	// mounted for their start (CreateOptions.MountRoot).
+	// mounted for their start, and prepared the starts it asked the
+	// monitor to prepare meanwhile (CreateOptions.MountRoot).
 	mu           sync.Mutex
 	mountedRoots map[string]bool
+	prepared     map[string]*preparedStart
 }
 
 // New opens the engine's stores under opts.Root, creating them if needed.

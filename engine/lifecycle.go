@@ -54,9 +54,24 @@ func (e *Engine) StartCreated(ctx context.Context, c *container.Container, strea
 	e.mu.Lock()
 	mounted := e.mountedRoots[c.ID]
 	delete(e.mountedRoots, c.ID)
+	prep := e.prepared[c.ID]
+	delete(e.prepared, c.ID)
 	e.mu.Unlock()
 	req := monitor.Request{Op: "start", ID: c.ID, Attach: streams != nil, Stdin: streams != nil && streams.Stdin != nil, RootMounted: mounted}
-	conn, _, err := e.ask(ctx, req)
+	var conn *monitor.Conn
+	var err error
+	asked := false
+	if prep != nil {
+		var resp monitor.Response
+		if conn, resp, asked = prep.start(c, req); asked {
+			if err = responseErr(resp); err != nil {
+				conn.Close()
+			}
+		}
+	}
+	if !asked {
+		conn, _, err = e.ask(ctx, req)
+	}
 	if err != nil {
 		if mounted && !errdefs.IsConflict(err) {
 			// The monitor unmounts what it was given when the start fails;

@@ -291,7 +291,7 @@ func (m *monitorServer) handle(ctx context.Context, c *monitor.Conn) {
 	switch req.Op {
 	case "ping":
 		c.WriteJSON(monitor.Response{})
-	case "start":
+	case "start", "prepare":
 		m.start(ctx, c, req)
 	case "attach":
 		m.attach(ctx, c, req)
@@ -360,7 +360,39 @@ func (m *monitorServer) start(ctx context.Context, c *monitor.Conn, req monitor.
 	m.sessions[req.ID] = s
 	m.mu.Unlock()
 
-	pid, err := m.run(ctx, s, req.Stdin, req.RootMounted)
+	// A start goes ahead at once; a prepared start (see prepareStart) once
+	// its client says the container was created, and how to start it.
+	var given *container.Container
+	begin := func() (monitor.Go, error) {
+		return monitor.Go{RootMounted: req.RootMounted, Attach: req.Attach, Stdin: req.Stdin}, nil
+	}
+	if req.Op == "prepare" {
+		given = new(container.Container)
+		if err := json.Unmarshal(req.Container, given); err != nil || given.ID != req.ID {
+			m.mu.Lock()
+			delete(m.sessions, req.ID)
+			m.mu.Unlock()
+			c.WriteJSON(errResponse(fmt.Errorf("prepare container %.12s: bad record", req.ID)))
+			return
+		}
+		begin = func() (monitor.Go, error) {
+			var g monitor.Go
+			if err := c.ReadJSON(&g); err != nil {
+				return g, fmt.Errorf("prepared start of %.12s: client gone: %w", req.ID, err)
+			}
+			if g.Abort {
+				return g, fmt.Errorf("prepared start of %.12s: dropped", req.ID)
+			}
+			req.Attach, req.Stdin = g.Attach, g.Stdin
+			if g.Attach {
+				s.mu.Lock()
+				s.subs[c] = true
+				s.mu.Unlock()
+			}
+			return g, nil
+		}
+	}
+	pid, err := m.run(ctx, s, given, begin)
 	if err != nil {
 		m.mu.Lock()
 		delete(m.sessions, req.ID)
@@ -447,11 +479,13 @@ func (m *monitorServer) signal(id string, sig unix.Signal) {
 
 // run prepares and starts the container's process and the goroutines that
 // watch it. It returns the init's pid.
-func (m *monitorServer) run(ctx context.Context, s *session, openStdin, rootMounted bool) (pid int, err error) {
+func (m *monitorServer) run(ctx context.Context, s *session, given *container.Container, begin func() (monitor.Go, error)) (pid int, err error) {
 	e := m.e
-	c, err := e.containers.Get(ctx, s.id)
-	if err != nil {
-		return 0, err
+	c := given
+	if c == nil {
+		if c, err = e.containers.Get(ctx, s.id); err != nil {
+			return 0, err
+		}
 	}
 	if c.State.Running {
 		return 0, errdefs.Conflict("container %s is already running", c.ID[:12])
@@ -469,14 +503,27 @@ func (m *monitorServer) run(ctx context.Context, s *session, openStdin, rootMoun
 		err error
 	}
 	logc := make(chan opened, 1)
-	go func() {
-		w, err := logs.Create(c.LogPath)
-		logc <- opened{w, err}
-	}()
-	bundle, waitNet, err := e.prepareBundle(ctx, c, rootMounted, tr)
-	lo := <-logc
+	var params monitor.Go
+	begun := false
+	bundle, waitNet, err := e.prepareBundle(ctx, c, tr, func() (bool, error) {
+		var err error
+		if params, err = begin(); err != nil {
+			return false, err
+		}
+		begun = true
+		go func() {
+			w, err := logs.Create(c.LogPath)
+			logc <- opened{w, err}
+		}()
+		return params.RootMounted, nil
+	})
+	openStdin := params.Stdin
+	var lo opened
+	if begun {
+		lo = <-logc
+	}
 	if err != nil {
-		if lo.err == nil {
+		if begun && lo.err == nil {
 			lo.w.Close()
 		}
 		return 0, err
@@ -722,7 +769,7 @@ func (m *monitorServer) exited(ctx context.Context, s *session, rt ociRuntime, c
 			}
 			m.sessions[s.id] = ns
 			m.mu.Unlock()
-			if _, err := m.run(ctx, ns, false, false); err != nil {
+			if _, err := m.run(ctx, ns, nil, func() (monitor.Go, error) { return monitor.Go{}, nil }); err != nil {
 				m.mu.Lock()
 				delete(m.sessions, s.id)
 				m.mu.Unlock()
@@ -818,7 +865,11 @@ func (m *monitorServer) wait(ctx context.Context, c *monitor.Conn, req monitor.R
 // must call before the container's process starts (and on every path
 // once prepareBundle succeeded), waits for the rest and returns the
 // container's NetworkSettings.
-func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, rootMounted bool, tr *runTrace) (bundle string, waitNet func() (container.NetworkSettings, error), err error) {
+//
+// begin is called once the network is under way, before anything needs the
+// container's record on disk or its root: it says whether the root is
+// mounted already (see monitor.Request.RootMounted), or fails the start.
+func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, tr *runTrace, begin func() (rootMounted bool, err error)) (bundle string, waitNet func() (container.NetworkSettings, error), err error) {
 	dir := e.runDir(c.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
@@ -855,6 +906,11 @@ func (e *Engine) prepareBundle(ctx context.Context, c *container.Container, root
 			}
 		}
 	}()
+	rootMounted, err := begin()
+	if err != nil {
+		return "", nil, err
+	}
+	tr.mark("begun")
 	// A root that run mounted for this start (see CreateOptions.MountRoot)
 	// is used as it is; anything else there is a stale mount from a crash.
 	if !rootMounted || !isMountedRoot(rootfs) {

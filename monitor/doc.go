@@ -19,7 +19,10 @@
 // This package provides the pieces; the engine provides what the monitor
 // does with a container (package engine, monitor*.go):
 //   - the wire protocol: one JSON request per connection, then, for
-//     attached streams, frames in both directions (Frame*);
+//     attached streams, frames in both directions (Frame*); `run` sends
+//     a "prepare" request with the record of the container it is
+//     creating, so that the monitor sets up its network meanwhile, then a
+//     Go once the record is written and the root mounted;
 //   - the client side: Dial starts the monitor when none runs;
 //   - the reaper: a subreaper that waits for exactly the processes it is
 //     told about, so that other children (hooks, external runtimes) are

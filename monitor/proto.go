@@ -13,7 +13,7 @@ import (
 
 // Request is what a client asks of the monitor; one per connection.
 type Request struct {
-	Op string // "start", "attach", "wait", "exec", "ping", "exit"
+	Op string // "start", "prepare", "attach", "wait", "exec", "ping", "exit"
 	ID string // container ID
 	// Attach streams the container's stdio over the connection (start and
 	// attach); Stdin also forwards the client's input.
@@ -27,6 +27,20 @@ type Request struct {
 	// the container's root for this start, in the run directory: the
 	// monitor uses it rather than mounting it again.
 	RootMounted bool `json:",omitempty"`
+	// Container is, in a "prepare" request, the record of a container
+	// being created: the monitor prepares its start with it (its network:
+	// what needs neither the record on disk nor the root) while the
+	// client writes the record and mounts the root, then reads a Go on the
+	// same connection and starts it, or drops it, as a "start" would.
+	Container json.RawMessage `json:",omitempty"`
+}
+
+// Go follows a "prepare" request once the container is created (or not).
+type Go struct {
+	// Abort drops the prepared start: the container was not created.
+	Abort bool `json:",omitempty"`
+	// RootMounted, Attach and Stdin are as in a start request.
+	RootMounted, Attach, Stdin bool `json:",omitempty"`
 }
 
 // Response answers a request. For an attached start it comes first, then
