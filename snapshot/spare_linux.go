@@ -21,7 +21,8 @@ import (
 // path of `run`, and Remove delete as it is removed. So:
 //
 //   - MakeSpares makes them beforehand, off that path (the container
-//     monitor does, between starts), as tmp/spare-0 ... tmp/spare-3;
+//     monitor does, between starts), as tmp/spare-0 ... tmp/spare-3
+//     (each built as tmp/spare-new-<random> first);
 //   - Prepare takes one (renaming it into a private name, so that two
 //     processes never take the same) and writes its info.json in place;
 //   - Remove keeps a snapshot whose upper directory is still as Prepare
@@ -90,7 +91,7 @@ func (s *store) MakeSpares(ctx context.Context) error {
 }
 
 func (s *store) makeSpare(ctx context.Context, i int) error {
-	dir, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), "making-")
+	dir, err := os.MkdirTemp(filepath.Join(s.root, "tmp"), sparePrefix+"new-")
 	if err != nil {
 		return err
 	}

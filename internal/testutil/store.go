@@ -23,8 +23,9 @@ const maxHashedFile = 1 << 20
 // it to prove the command left the store exactly as it was. A root that does
 // not exist lists as the empty string. The spare writable snapshots that the
 // snapshot store keeps ready for later containers (snapshots/<driver>/tmp/
-// spare-<n>, see snapshot.Snapshotter.MakeSpares) are not listed: they come
-// and go as containers are made and removed, and hold nothing of anyone's.
+// spare-<n>, and spare-new-<random> while one is made; see
+// snapshot.Snapshotter.MakeSpares) are not listed: they come and go as
+// containers are made and removed, and hold nothing of anyone's.
 func StoreListing(t testing.TB, root string) string {
 	t.Helper()
 	var b strings.Builder
