@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/content"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
 	"github.com/berth-dev/berth/volume"
 )
@@ -56,6 +57,9 @@ type Engine struct {
 	// endpoints caches the network's endpoint records for the monitor
 	// (nil elsewhere: a command reads them once).
 	endpoints *network.EndpointCache
+	// mountTemplate is where the monitor's containers' mount namespaces
+	// are copied from (nil elsewhere, or where it could not be made).
+	mountTemplate *runtime.MountTemplate
 
 	// mountedRoots are the containers this process created whose root it
 	// mounted for their start, and prepared the starts it asked the

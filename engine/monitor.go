@@ -28,6 +28,7 @@ import (
 	"github.com/berth-dev/berth/logs"
 	"github.com/berth-dev/berth/monitor"
 	"github.com/berth-dev/berth/network"
+	"github.com/berth-dev/berth/runtime"
 	"github.com/berth-dev/berth/snapshot"
 )
 
@@ -97,6 +98,14 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	}
 	e.sandboxes = network.NewSandboxPool(1, network.SandboxDelay)
 	e.endpoints = network.NewEndpointCache()
+	// Containers' mount namespaces are copied from a template that holds
+	// none of the containers' own mounts (see runtime.MountTemplate); none
+	// where it cannot be made, and they are copied from the monitor's.
+	if t, err := runtime.NewMountTemplate(filepath.Join(e.runRoot, "containers"), e.root, e.runRoot); err == nil {
+		e.mountTemplate = t
+	} else {
+		slog.Debug("no mount namespace template", "err", err)
+	}
 	m := &monitorServer{e: e, reaper: reaper, sessions: map[string]*session{}, activity: make(chan struct{}, 1), quit: make(chan struct{})}
 	defer m.purging.Wait() // the files of containers just removed
 	m.startTime, _ = procfs.StartTime(os.Getpid())

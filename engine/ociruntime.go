@@ -44,7 +44,7 @@ type ociRuntime interface {
 func (e *Engine) ociRuntimeFor(name string) (ociRuntime, error) {
 	switch name {
 	case "", "berth":
-		return builtinRuntime{root: e.runtimeRoot()}, nil
+		return builtinRuntime{root: e.runtimeRoot(), template: e.mountTemplate}, nil
 	}
 	bin, err := exec.LookPath(name)
 	if err != nil {
@@ -53,10 +53,13 @@ func (e *Engine) ociRuntimeFor(name string) (ociRuntime, error) {
 	return externalRuntime{bin: bin, root: filepath.Join(e.runRoot, "runtime-"+filepath.Base(bin))}, nil
 }
 
-type builtinRuntime struct{ root string }
+type builtinRuntime struct {
+	root     string
+	template *runtime.MountTemplate
+}
 
 func (r builtinRuntime) Create(ctx context.Context, id, bundle string, stdio [3]*os.File, consoleSocket string) (int, error) {
-	c, err := runtime.Create(ctx, id, bundle, runtime.Options{Root: r.root, Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2], ConsoleSocket: consoleSocket})
+	c, err := runtime.Create(ctx, id, bundle, runtime.Options{Root: r.root, Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2], ConsoleSocket: consoleSocket, Template: r.template})
 	if err != nil {
 		return 0, err
 	}

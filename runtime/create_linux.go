@@ -42,6 +42,9 @@ type Options struct {
 	// NoPivot uses MS_MOVE and chroot instead of pivot_root (for a root on
 	// a ramfs).
 	NoPivot bool
+	// Template, if set, is where the container's mount namespace is
+	// copied from when it suits (see MountTemplate).
+	Template *MountTemplate
 }
 
 func (o *Options) root() string {
@@ -261,6 +264,14 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 	}
 	_, forceReexec := os.LookupEnv("BERTH_RUNTIME_REEXEC_INIT")
 	fast := forkinit.Supported(cfg) && !forceReexec
+	if fast && opts.Template.suits(spec, ns) {
+		// The init attaches a detached copy of its root (see MountTemplate).
+		if fd, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC); err == nil {
+			f := os.NewFile(uintptr(fd), "rootfs")
+			defer f.Close()
+			cfg.RootFD = addFile(f)
+		}
+	}
 	// The cgroup is made on another thread while this one builds the init
 	// and clones it. On v2 the init is cloned into its cgroup
 	// (CLONE_INTO_CGROUP), and on v1 a re-executed init is born in it too
@@ -570,7 +581,19 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 		return p, clean, err
 	}
 	var p *child
-	if len(ns.join) == 0 {
+	fromTemplate := false
+	if cfg.RootFD > 0 {
+		var lerr error
+		err = opts.Template.run(ns.join, func() { p, lerr = launch() })
+		if fromTemplate = err != errTemplateGone; fromTemplate && err == nil {
+			err = lerr
+		}
+		// Gone, the clone is made from here as below: the init then
+		// attaches its root over the one it sees, the same file system.
+	}
+	if fromTemplate {
+		tr.mark("  clone (template)")
+	} else if len(ns.join) == 0 {
 		goruntime.LockOSThread()
 		var clean bool
 		p, clean, err = run()
@@ -583,11 +606,10 @@ func spawn(ns *nsPlan, sysAttr *syscall.SysProcAttr, opts Options, files []*os.F
 			err error
 		}
 		ch := make(chan result, 1)
-		go func() {
-			goruntime.LockOSThread() // for good: see above
+		goLockedForGood(func() { // see above
 			p, _, err := run()
 			ch <- result{p, err}
-		}()
+		})
 		r := <-ch
 		p, err = r.p, r.err
 	}

@@ -289,6 +289,11 @@ var propagation = map[string]uintptr{
 
 func (b *builder) prepareRoot(c *initproc.Config) error {
 	spec := c.Spec
+	if c.RootFD > 0 {
+		// A root mounted where this namespace was not copied from (see
+		// runtime.MountTemplate): attached first, where it is expected.
+		b.sys("attach the root", unix.SYS_MOVE_MOUNT, uintptr(c.RootFD), b.str(""), atFDCWD, b.str(c.Rootfs), unix.MOVE_MOUNT_F_EMPTY_PATH)
+	}
 	prop := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if spec.Linux != nil && spec.Linux.RootfsPropagation != "" {
 		f, ok := propagation[spec.Linux.RootfsPropagation]

@@ -57,6 +57,10 @@ type Config struct {
 	// MountNSFD is a mount namespace to join (setns) instead of using the
 	// one the init was cloned into; -1 for none.
 	MountNSFD int `json:"mountNSFD"`
+	// RootFD is a detached mount (open_tree) of the root filesystem, made
+	// in another mount namespace, to attach at Rootfs before anything
+	// else (forkinit only); 0 for none.
+	RootFD int `json:"rootFD,omitempty"`
 	// PreserveFDs is how many descriptors after stdio the process keeps.
 	PreserveFDs int `json:"preserveFDs"`
 	// CreateContainerHooks run in the container's namespaces before
