@@ -1,18 +1,18 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
-	"slices"
 	"strings"
 	"sync"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/internal/procfs"
 )
 
 // A MountTemplate is a mount namespace that containers' mount namespaces
@@ -96,13 +96,14 @@ func (t *MountTemplate) enter(prune string) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	points, err := mountPointsUnder(prune)
-	if err != nil {
-		return err
+	var points []string
+	if prune != "" {
+		var err error
+		if points, err = procfs.ThreadMountsBelow(prune); err != nil {
+			return err
+		}
 	}
-	// Deepest first; a detached parent takes its children along anyway.
-	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
-	for _, p := range points {
+	for _, p := range points { // deepest first
 		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
 			return fmt.Errorf("detach %s: %w", p, err)
 		}
@@ -138,61 +139,6 @@ func goLockedForGood(f func()) {
 		<-locked
 		goruntime.UnlockOSThread()
 	}()
-}
-
-// mountPointsUnder lists this thread's mount points under dir.
-func mountPointsUnder(dir string) ([]string, error) {
-	if dir == "" {
-		return nil, nil
-	}
-	f, err := os.Open("/proc/thread-self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	prefix := filepath.Clean(dir) + "/"
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		p := unescapeMountPath(fields[4])
-		if strings.HasPrefix(p, prefix) {
-			out = append(out, p)
-		}
-	}
-	return out, sc.Err()
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // suits reports whether a container of spec, joining the namespaces in

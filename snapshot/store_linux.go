@@ -2,7 +2,6 @@ package snapshot
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -133,14 +132,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
+	if err = writeClose(f, b); err == nil {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
@@ -159,7 +151,12 @@ func writeSynced(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(b)
+	return writeClose(f, b)
+}
+
+// writeClose writes b to f, syncs and closes it.
+func writeClose(f *os.File, b []byte) error {
+	_, err := f.Write(b)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -229,16 +226,7 @@ func (s *store) discard(dir string) error {
 // rather than into a fresh directory: one inode fewer to allocate for
 // every container removed.)
 func (s *store) moveAside(dir string) (string, error) {
-	for {
-		var b [8]byte
-		rand.Read(b[:])
-		aside := filepath.Join(s.root, "tmp", discardedPrefix+hex.EncodeToString(b[:]))
-		err := unix.Renameat2(unix.AT_FDCWD, dir, unix.AT_FDCWD, aside, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EEXIST) {
-			continue
-		}
-		return aside, err
-	}
+	return s.renameToTemp(dir, discardedPrefix)
 }
 
 // discardedPrefix names what moveAside put in tmp/.

@@ -63,8 +63,10 @@ type Mount struct {
 }
 
 // Mounts lists this process's mounts, in mountinfo's order.
-func Mounts() ([]Mount, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+func Mounts() ([]Mount, error) { return mounts("/proc/self/mountinfo") }
+
+func mounts(mountinfo string) ([]Mount, error) {
+	b, err := os.ReadFile(mountinfo)
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +94,16 @@ func Mounts() ([]Mount, error) {
 }
 
 // MountsBelow lists the mount points strictly below dir, deepest first.
-func MountsBelow(dir string) ([]string, error) {
-	ms, err := Mounts()
+func MountsBelow(dir string) ([]string, error) { return mountsBelow("/proc/self/mountinfo", dir) }
+
+// ThreadMountsBelow is MountsBelow in the mount namespace of the calling
+// thread (locked to its goroutine), which may not be the process's.
+func ThreadMountsBelow(dir string) ([]string, error) {
+	return mountsBelow("/proc/thread-self/mountinfo", dir)
+}
+
+func mountsBelow(mountinfo, dir string) ([]string, error) {
+	ms, err := mounts(mountinfo)
 	if err != nil {
 		return nil, err
 	}
