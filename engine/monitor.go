@@ -487,7 +487,9 @@ func (m *monitorServer) signal(id string, sig unix.Signal) {
 }
 
 // run prepares and starts the container's process and the goroutines that
-// watch it. It returns the init's pid.
+// watch it. It returns the init's pid. given is the container's record as a
+// prepared start sent it (nil: read it from the store); begin is called once
+// the network is under way and says how to go on (see prepareBundle).
 func (m *monitorServer) run(ctx context.Context, s *session, given *container.Container, begin func() (monitor.Go, error)) (pid int, err error) {
 	e := m.e
 	c := given
