@@ -188,10 +188,10 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 	prepared := make(chan error, 1)
 	mounted := false
 	go func() {
-		err := e.prepareRoot(ctx, c.ID, parent)
+		mounts, err := e.prepareRoot(ctx, c.ID, parent)
 		if err == nil && opts.MountRoot {
 			// Not mounted is not an error: the monitor mounts it.
-			mounted = e.premountRoot(ctx, id, opts.HostConfig.AutoRemove)
+			mounted = e.premountRoot(id, mounts, opts.HostConfig.AutoRemove)
 		}
 		prepared <- err
 	}()
@@ -243,31 +243,31 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 
 // premountRoot mounts the root of the container id in its run directory
 // (see CreateOptions.MountRoot) and reports whether it did.
-func (e *Engine) premountRoot(ctx context.Context, id string, autoRemove bool) bool {
+func (e *Engine) premountRoot(id string, mounts []snapshot.Mount, autoRemove bool) bool {
 	rootfs := filepath.Join(e.runDir(id), "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return false
 	}
-	return e.mountRoot(ctx, id, autoRemove, rootfs) == nil
+	return mountRootWith(mounts, autoRemove, rootfs) == nil
 }
 
 // prepareRoot makes the writable layer key of a container of the image
 // whose top layer is parent, on the image's init layer (see initLayer).
-func (e *Engine) prepareRoot(ctx context.Context, key string, parent digest.Digest) error {
+func (e *Engine) prepareRoot(ctx context.Context, key string, parent digest.Digest) ([]snapshot.Mount, error) {
 	base, err := e.initLayer(ctx, parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = e.snaps.Prepare(ctx, key, base)
+	mounts, err := e.snaps.Prepare(ctx, key, base)
 	if errdefs.IsNotFound(err) && base != parent {
 		// A collection removed the init layer, unused, since we found
 		// it: make it again.
 		if base, err = e.initLayer(ctx, parent); err != nil {
-			return err
+			return nil, err
 		}
-		_, err = e.snaps.Prepare(ctx, key, base)
+		mounts, err = e.snaps.Prepare(ctx, key, base)
 	}
-	return err
+	return mounts, err
 }
 
 func mergeEnv(base, over []string) []string {

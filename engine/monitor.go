@@ -1014,7 +1014,12 @@ func (e *Engine) mountRoot(ctx context.Context, key string, autoRemove bool, roo
 	if err != nil {
 		return fmt.Errorf("container root: %w", err)
 	}
-	err = errors.ErrUnsupported
+	return mountRootWith(mounts, autoRemove, rootfs)
+}
+
+// mountRootWith mounts a container's root, given its snapshot's mounts.
+func mountRootWith(mounts []snapshot.Mount, autoRemove bool, rootfs string) error {
+	err := errors.ErrUnsupported
 	if autoRemove {
 		if vm, ok := volatileRoot(mounts); ok {
 			err = snapshot.MountAll(vm, rootfs)
