@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/runtime"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -24,39 +24,8 @@ var rootfsOnce = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
+	if err := testutil.BusyboxRoot(dir); err != nil {
 		return "", err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return "", err
-	}
-	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "mnt"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
-		return "", err
-	}
-	b, err := os.ReadFile(bb)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), b, 0o755); err != nil {
-		return "", err
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		return "", err
-	}
-	for _, a := range strings.Fields(string(out)) {
-		if a == "busybox" {
-			continue
-		}
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
-			return "", err
-		}
 	}
 	// For the 126 test: a file that is not executable.
 	if err := os.WriteFile(filepath.Join(dir, "bin", "notexec"), []byte("#!/bin/sh\n"), 0o644); err != nil {

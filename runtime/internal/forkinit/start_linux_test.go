@@ -17,6 +17,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/berth-dev/berth/internal/testutil"
 	"github.com/berth-dev/berth/runtime/internal/initproc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -26,33 +27,12 @@ import (
 // static busybox.
 
 var busyboxRoot = sync.OnceValues(func() (string, error) {
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		return "", err
-	}
 	dir, err := os.MkdirTemp("", "forkinit-test-rootfs-")
 	if err != nil {
 		return "", err
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err := testutil.BusyboxRoot(dir); err != nil {
 		return "", err
-	}
-	for _, d := range []string{"bin", "proc", "dev", "tmp"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
-			return "", err
-		}
-	}
-	b, err := os.ReadFile(bb)
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "bin", "busybox"), b, 0o755); err != nil {
-		return "", err
-	}
-	for _, a := range []string{"sh", "echo", "cat"} {
-		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
-			return "", err
-		}
 	}
 	return dir, nil
 })
