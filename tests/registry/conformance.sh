@@ -193,6 +193,16 @@ if [[ " $suites " == *" legacy-nomount "* ]]; then
 	nomount=$started
 fi
 
+# legacy_all URL AUTOMATIC_CROSSMOUNT [VAR=value...] runs every workflow of
+# the spec-1.1 suite against URL, in $res.
+legacy_all() {
+	(cd "$res" && env OCI_ROOT_URL="$1" OCI_AUTOMATIC_CROSSMOUNT="$2" "${@:3}" \
+		OCI_NAMESPACE="$ns/legacy1" OCI_CROSSMOUNT_NAMESPACE="$ns/legacy2" \
+		OCI_TEST_PULL=1 OCI_TEST_PUSH=1 OCI_TEST_CONTENT_DISCOVERY=1 OCI_TEST_CONTENT_MANAGEMENT=1 \
+		OCI_HIDE_SKIPPED_WORKFLOWS=0 OCI_REPORT_DIR="$res" \
+		"$leg_bin" -test.v) >"$res/output.log" 2>&1
+}
+
 status=0
 for suite in $suites; do
 	res=$out/results/$suite
@@ -217,22 +227,12 @@ for suite in $suites; do
 			"$cur_bin") >"$res/output.log" 2>&1
 		;;
 	legacy)
-		(cd "$res" && env OCI_ROOT_URL="http://$open" \
-			OCI_NAMESPACE="$ns/legacy1" OCI_CROSSMOUNT_NAMESPACE="$ns/legacy2" \
-			OCI_AUTOMATIC_CROSSMOUNT=1 \
-			OCI_TEST_PULL=1 OCI_TEST_PUSH=1 OCI_TEST_CONTENT_DISCOVERY=1 OCI_TEST_CONTENT_MANAGEMENT=1 \
-			OCI_HIDE_SKIPPED_WORKFLOWS=0 OCI_REPORT_DIR="$res" \
-			"$leg_bin" -test.v) >"$res/output.log" 2>&1
+		legacy_all "http://$open" 1
 		;;
 	legacy-auth)
 		# With authorization, a mount without from starts an upload (202):
 		# the case the open registry skips.
-		(cd "$res" && env OCI_ROOT_URL="https://$secure" OCI_USERNAME="$user" OCI_PASSWORD="$pass" \
-			OCI_NAMESPACE="$ns/legacy1" OCI_CROSSMOUNT_NAMESPACE="$ns/legacy2" \
-			OCI_AUTOMATIC_CROSSMOUNT=0 \
-			OCI_TEST_PULL=1 OCI_TEST_PUSH=1 OCI_TEST_CONTENT_DISCOVERY=1 OCI_TEST_CONTENT_MANAGEMENT=1 \
-			OCI_HIDE_SKIPPED_WORKFLOWS=0 OCI_REPORT_DIR="$res" \
-			"$leg_bin" -test.v) >"$res/output.log" 2>&1
+		legacy_all "https://$secure" 0 OCI_USERNAME="$user" OCI_PASSWORD="$pass"
 		;;
 	legacy-preloaded)
 		# Pull and content discovery only: the suite sets every manifest and
@@ -245,12 +245,7 @@ for suite in $suites; do
 	legacy-nomount)
 		# A mount with from answered 202: the branch ("Cross-mounting of
 		# nonexistent blob should yield session id") no other run takes.
-		(cd "$res" && env OCI_ROOT_URL="http://$nomount" \
-			OCI_NAMESPACE="$ns/legacy1" OCI_CROSSMOUNT_NAMESPACE="$ns/legacy2" \
-			OCI_AUTOMATIC_CROSSMOUNT=0 \
-			OCI_TEST_PULL=1 OCI_TEST_PUSH=1 OCI_TEST_CONTENT_DISCOVERY=1 OCI_TEST_CONTENT_MANAGEMENT=1 \
-			OCI_HIDE_SKIPPED_WORKFLOWS=0 OCI_REPORT_DIR="$res" \
-			"$leg_bin" -test.v) >"$res/output.log" 2>&1
+		legacy_all "http://$nomount" 0
 		;;
 	*)
 		echo "unknown suite $suite" >&2
