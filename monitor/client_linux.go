@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/errdefs"
 )
 
 // SocketPath is where the monitor of a run root listens.
@@ -132,7 +134,7 @@ func askExit(ctx context.Context, runRoot string) (busy bool, err error) {
 	if resp.Error == "" {
 		return false, nil
 	}
-	if resp.Class == "conflict" {
+	if resp.Class == errdefs.ErrConflict.Error() {
 		return true, nil
 	}
 	return false, errors.New(resp.Error)
