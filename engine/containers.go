@@ -224,20 +224,14 @@ func (e *Engine) CreateContainer(ctx context.Context, opts CreateOptions) (c *co
 		e.snaps.Remove(context.WithoutCancel(ctx), id)
 		return nil, cerr
 	}
-	e.mu.Lock()
-	if mounted {
-		if e.mountedRoots == nil {
-			e.mountedRoots = map[string]bool{}
+	if mounted || prep != nil {
+		e.mu.Lock()
+		if e.runs == nil {
+			e.runs = map[string]runStart{}
 		}
-		e.mountedRoots[id] = true
+		e.runs[id] = runStart{mounted: mounted, prep: prep}
+		e.mu.Unlock()
 	}
-	if prep != nil {
-		if e.prepared == nil {
-			e.prepared = map[string]*preparedStart{}
-		}
-		e.prepared[id] = prep
-	}
-	e.mu.Unlock()
 	return c, nil
 }
 

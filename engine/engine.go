@@ -61,12 +61,17 @@ type Engine struct {
 	// are copied from (nil elsewhere, or where it could not be made).
 	mountTemplate *runtime.MountTemplate
 
-	// mountedRoots are the containers this process created whose root it
-	// mounted for their start, and prepared the starts it asked the
-	// monitor to prepare meanwhile (CreateOptions.MountRoot).
-	mu           sync.Mutex
-	mountedRoots map[string]bool
-	prepared     map[string]*preparedStart
+	// runs are what this process did, creating a container, for the
+	// start that follows (CreateOptions.MountRoot), by container ID.
+	mu   sync.Mutex
+	runs map[string]runStart
+}
+
+// runStart is what a run's create did for its start: the root it mounted,
+// and the start it asked the monitor to prepare (nil if none).
+type runStart struct {
+	mounted bool
+	prep    *preparedStart
 }
 
 // New opens the engine's stores under opts.Root, creating them if needed.

@@ -52,16 +52,15 @@ func (e *Engine) StartCreated(ctx context.Context, c *container.Container, strea
 		return e.AttachContainer(ctx, c.ID, streams)
 	}
 	e.mu.Lock()
-	mounted := e.mountedRoots[c.ID]
-	delete(e.mountedRoots, c.ID)
-	prep := e.prepared[c.ID]
-	delete(e.prepared, c.ID)
+	run := e.runs[c.ID]
+	delete(e.runs, c.ID)
 	e.mu.Unlock()
+	mounted := run.mounted
 	req := monitor.Request{Op: "start", ID: c.ID, Attach: streams != nil, Stdin: streams != nil && streams.Stdin != nil, RootMounted: mounted}
 	var conn *monitor.Conn
 	var err error
 	asked := false
-	if prep != nil {
+	if prep := run.prep; prep != nil {
 		var resp monitor.Response
 		if conn, resp, asked = prep.start(c, req); asked {
 			if err = responseErr(resp); err != nil {
