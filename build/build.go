@@ -13,7 +13,7 @@
 // the working directory) and, for COPY and ADD, of the content and
 // metadata of its sources — never their modification times. A step whose
 // key has a cache record is not run again: the record holds the state
-// after it (the image configuration and the layers), see Cache.
+// after it (the image configuration and the layers), see package build/cache.
 //
 // The package owns the build's logic; what touches the store and the
 // kernel (images, layers, writable snapshots, the runtime) is the
@@ -27,18 +27,15 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/berth-dev/berth/build/cache"
 	"github.com/berth-dev/berth/image"
 )
 
 // Layer is one layer of an image being built: its uncompressed digest
 // and its blob in the content store.
-type Layer struct {
-	DiffID digest.Digest      `json:"diffID"`
-	Blob   ocispec.Descriptor `json:"blob"`
-}
+type Layer = cache.Layer
 
 // Image is a local image a stage starts from or copies from.
 type Image struct {
@@ -154,7 +151,7 @@ type Options struct {
 	// build, even when the image is in the store.
 	Pull bool
 	// Cache is where step results are kept between builds.
-	Cache *Cache
+	Cache *cache.Cache
 }
 
 // Result is what a build made.

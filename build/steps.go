@@ -20,6 +20,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/archive"
+	"github.com/berth-dev/berth/build/cache"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 )
@@ -184,7 +185,7 @@ func (bd *builder) cachedStep(st *state, key digest.Digest, v *vertex, createdBy
 	if bd.opts.NoCache {
 		return false
 	}
-	rec := bd.opts.Cache.get(key)
+	rec := bd.opts.Cache.Get(key)
 	if rec == nil {
 		return false
 	}
@@ -212,7 +213,7 @@ func (bd *builder) commit(ctx context.Context, st *state, snap Snapshot, key dig
 	st.key = key
 	bd.addHistory(st, createdBy, !changed)
 	bd.count(false)
-	return bd.opts.Cache.put(key, &Record{Layers: st.layers, Created: st.clock})
+	return bd.opts.Cache.Put(key, &cache.Record{Layers: st.layers, Created: st.clock})
 }
 
 // workdir sets the working directory and makes it if it is missing.
@@ -400,7 +401,7 @@ func (bd *builder) runMounts(ctx context.Context, st *state, ms []*instructions.
 			if id == "" {
 				id = target
 			}
-			dir, err := bd.opts.Cache.mountDir(id)
+			dir, err := bd.opts.Cache.MountDir(id)
 			if err != nil {
 				return nil, cleanup, err
 			}
@@ -740,7 +741,7 @@ func numericOwner(spec string) bool {
 // linkState is the state after a --link layer: the layer joins the
 // stack (unpacked on the stage's layers if it is new there), and the
 // stage's key moves past the step's.
-func (bd *builder) linkState(ctx context.Context, st *state, rec *Record, key digest.Digest, createdBy string) error {
+func (bd *builder) linkState(ctx context.Context, st *state, rec *cache.Record, key digest.Digest, createdBy string) error {
 	layers := slices.Clone(st.layers)
 	layers = append(layers, rec.Layers...)
 	if len(rec.Layers) > 0 {
@@ -760,7 +761,7 @@ func (bd *builder) cachedLink(ctx context.Context, st *state, key digest.Digest,
 	if bd.opts.NoCache {
 		return false
 	}
-	rec := bd.opts.Cache.get(key)
+	rec := bd.opts.Cache.Get(key)
 	if rec == nil || len(rec.Layers) > 1 {
 		return false
 	}
@@ -779,7 +780,7 @@ func (bd *builder) commitLink(ctx context.Context, st *state, snap Snapshot, key
 	if err != nil {
 		return err
 	}
-	rec := &Record{Created: time.Now().UTC()}
+	rec := &cache.Record{Created: time.Now().UTC()}
 	if changed {
 		rec.Layers = []Layer{l}
 	}
@@ -787,7 +788,7 @@ func (bd *builder) commitLink(ctx context.Context, st *state, snap Snapshot, key
 		return err
 	}
 	bd.count(false)
-	return bd.opts.Cache.put(key, rec)
+	return bd.opts.Cache.Put(key, rec)
 }
 
 func flagsDesc(a copyArgs) string {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/berth-dev/berth/archive"
 	"github.com/berth-dev/berth/build"
+	"github.com/berth-dev/berth/build/cache"
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
@@ -42,7 +43,7 @@ type BuildOptions = build.Options
 // snapshot without a process; each step's changes become a layer.
 //
 // The cache of step results lives under the data root's build/ (see
-// build.Cache); the engine's garbage collection keeps the layers its
+// package build/cache); the engine's garbage collection keeps the layers its
 // records name.
 func (e *Engine) Build(ctx context.Context, opts BuildOptions) (res *build.Result, err error) {
 	if e.snaps.Driver() != "overlay" {
@@ -69,8 +70,8 @@ func (e *Engine) Build(ctx context.Context, opts BuildOptions) (res *build.Resul
 }
 
 // BuildCache opens the build cache of the data root.
-func (e *Engine) BuildCache() (*build.Cache, error) {
-	return build.OpenCache(filepath.Join(e.root, "build"))
+func (e *Engine) BuildCache() (*cache.Cache, error) {
+	return cache.Open(filepath.Join(e.root, "build"))
 }
 
 // hasBuildCache reports whether the data root has a build cache: whether

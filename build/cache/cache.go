@@ -1,4 +1,8 @@
-package build
+// Package cache owns the build cache: the result of each build step, kept
+// by the step's key, and the directories of RUN --mount=type=cache. It is
+// apart from package build so that the engine's garbage collection and
+// system commands can read it without the Dockerfile machinery.
+package cache
 
 import (
 	"context"
@@ -12,6 +16,7 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Cache keeps the result of each build step by its key, as one small JSON
@@ -24,6 +29,13 @@ type Cache struct {
 	dir string
 }
 
+// Layer is one layer of an image being built: its uncompressed digest
+// and its blob in the content store.
+type Layer struct {
+	DiffID digest.Digest      `json:"diffID"`
+	Blob   ocispec.Descriptor `json:"blob"`
+}
+
 // Record is the result of one step that may make a layer: the stack of
 // layers after it. (The configuration is not kept: it follows from the
 // instructions, which the keys cover.)
@@ -33,8 +45,8 @@ type Record struct {
 	Created time.Time `json:"created"`
 }
 
-// OpenCache opens (creating if needed) the cache in dir.
-func OpenCache(dir string) (*Cache, error) {
+// Open opens (creating if needed) the cache in dir.
+func Open(dir string) (*Cache, error) {
 	for _, d := range []string{"records", "mounts"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("open build cache: %w", err)
@@ -47,8 +59,8 @@ func (c *Cache) recordPath(key digest.Digest) string {
 	return filepath.Join(c.dir, "records", key.Encoded()+".json")
 }
 
-// get returns the record of key, or nil if there is none.
-func (c *Cache) get(key digest.Digest) *Record {
+// Get returns the record of key, or nil if there is none.
+func (c *Cache) Get(key digest.Digest) *Record {
 	b, err := os.ReadFile(c.recordPath(key))
 	if err != nil {
 		return nil
@@ -60,8 +72,8 @@ func (c *Cache) get(key digest.Digest) *Record {
 	return &r
 }
 
-// put records the state after the step key, atomically.
-func (c *Cache) put(key digest.Digest, r *Record) error {
+// Put records the state after the step key, atomically.
+func (c *Cache) Put(key digest.Digest, r *Record) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("write build cache record: %w", err)
@@ -84,8 +96,8 @@ func (c *Cache) put(key digest.Digest, r *Record) error {
 	return nil
 }
 
-// mountDir returns the directory of the cache mount id, creating it.
-func (c *Cache) mountDir(id string) (string, error) {
+// MountDir returns the directory of the cache mount id, creating it.
+func (c *Cache) MountDir(id string) (string, error) {
 	d := filepath.Join(c.dir, "mounts", digest.FromString(id).Encoded())
 	if err := os.MkdirAll(d, 0o755); err != nil {
 		return "", fmt.Errorf("cache mount %s: %w", id, err)
