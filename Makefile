@@ -10,7 +10,7 @@ export CGO_ENABLED = 0
 .PHONY: build images demo test test-unit lint bench clean
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/berth ./cmd/berth
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/berth ./cmd/berth-imagetools
 	@if [ -d cmd/berth-runtime ]; then $(GO) build -trimpath -o bin/berth-runtime ./cmd/berth-runtime; fi
 
 # Test images: nothing can be pulled here, so berth makes its own.

@@ -25,7 +25,8 @@ mkdir -p _out/bench
 berth=$root/_out/bench/berth
 rm -f "$berth"
 # Built as make builds it: static, without cgo.
-if ! CGO_ENABLED=0 go build -o "$berth" ./cmd/berth; then
+rm -f "$root/_out/bench/berth-imagetools"
+if ! CGO_ENABLED=0 go build -o _out/bench/ ./cmd/berth ./cmd/berth-imagetools; then
 	echo "run.sh: berth did not build; its side of every row will be n/a" >&2
 fi
 go build -o _out/bench/berthbench ./bench/cmd/berthbench

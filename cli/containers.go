@@ -18,7 +18,7 @@ import (
 	"github.com/berth-dev/berth/logs"
 )
 
-func newContainerCmd(a *app) *cobra.Command {
+func newContainerCmd(a *App) *cobra.Command {
 	c := &cobra.Command{Use: "container", Short: "Manage containers", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	c.AddCommand(newCreateCmd(a, "create"), newStartCmd(a), newStopCmd(a), newRestartCmd(a), newKillCmd(a),
 		newRmCmd(a, "rm"), newWaitCmd(a), newLogsCmd(a), newPsCmd(a, "ls"), newContainerInspectCmd(a),
@@ -29,7 +29,7 @@ func newContainerCmd(a *app) *cobra.Command {
 
 // eachContainer runs fn for each argument, printing the argument on
 // success as docker does, and joins the errors.
-func eachContainer(a *app, args []string, fn func(ref string) error) error {
+func eachContainer(a *App, args []string, fn func(ref string) error) error {
 	var errs []string
 	for _, ref := range args {
 		if err := fn(ref); err != nil {
@@ -44,14 +44,14 @@ func eachContainer(a *app, args []string, fn func(ref string) error) error {
 	return nil
 }
 
-func newStartCmd(a *app) *cobra.Command {
+func newStartCmd(a *App) *cobra.Command {
 	var attach, interactive bool
 	c := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func timeoutFlag(c *cobra.Command, t *int) {
 	c.Flags().MarkHidden("timeout")
 }
 
-func newStopCmd(a *app) *cobra.Command {
+func newStopCmd(a *App) *cobra.Command {
 	var t int
 	var sig string
 	c := &cobra.Command{
@@ -99,7 +99,7 @@ func newStopCmd(a *app) *cobra.Command {
 		Short: "Stop one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -117,14 +117,14 @@ func newStopCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newRestartCmd(a *app) *cobra.Command {
+func newRestartCmd(a *App) *cobra.Command {
 	var t int
 	c := &cobra.Command{
 		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Restart one or more containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -141,14 +141,14 @@ func newRestartCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newKillCmd(a *app) *cobra.Command {
+func newKillCmd(a *App) *cobra.Command {
 	var sig string
 	c := &cobra.Command{
 		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Kill one or more running containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -161,7 +161,7 @@ func newKillCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newRmCmd(a *app, use string) *cobra.Command {
+func newRmCmd(a *App, use string) *cobra.Command {
 	var force, volumes bool
 	c := &cobra.Command{
 		Use:     use + " [OPTIONS] CONTAINER [CONTAINER...]",
@@ -169,7 +169,7 @@ func newRmCmd(a *app, use string) *cobra.Command {
 		Aliases: aliasesFor(use, "remove"),
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -183,13 +183,13 @@ func newRmCmd(a *app, use string) *cobra.Command {
 	return c
 }
 
-func newWaitCmd(a *app) *cobra.Command {
+func newWaitCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "wait CONTAINER [CONTAINER...]",
 		Short: "Block until one or more containers stop, then print their exit codes",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -210,7 +210,7 @@ func newWaitCmd(a *app) *cobra.Command {
 	}
 }
 
-func newLogsCmd(a *app) *cobra.Command {
+func newLogsCmd(a *App) *cobra.Command {
 	var follow, timestamps bool
 	var tail, since, until string
 	c := &cobra.Command{
@@ -233,7 +233,7 @@ func newLogsCmd(a *app) *cobra.Command {
 			if opts.Until, err = parseTime(until); err != nil {
 				return err
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -283,7 +283,7 @@ type psRow struct {
 	ID, Image, Command, CreatedAt, RunningFor, Ports, State, Status, Size, Names, Labels, Mounts, Networks string
 }
 
-func newPsCmd(a *app, use string) *cobra.Command {
+func newPsCmd(a *App, use string) *cobra.Command {
 	var all, quiet, latest, noTrunc, size bool
 	var last int
 	var filterArgs []string
@@ -298,7 +298,7 @@ func newPsCmd(a *app, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -425,7 +425,7 @@ func portsString(c *container.Container) string {
 	return strings.Join(out, ", ")
 }
 
-func newContainerInspectCmd(a *app) *cobra.Command {
+func newContainerInspectCmd(a *App) *cobra.Command {
 	var formatStr string
 	var size bool
 	c := &cobra.Command{
@@ -444,8 +444,8 @@ func newContainerInspectCmd(a *app) *cobra.Command {
 // inspectObjects prints containers, images or volumes by name; with typ
 // empty, a name is looked up as a container first, then as an image, then
 // as a volume, as docker inspect does.
-func inspectObjects(a *app, cmd *cobra.Command, names []string, formatStr, typ string) error {
-	e, err := a.engine(cmd.Context())
+func inspectObjects(a *App, cmd *cobra.Command, names []string, formatStr, typ string) error {
+	e, err := a.Engine(cmd.Context())
 	if err != nil {
 		return err
 	}
@@ -493,13 +493,13 @@ func inspectObjects(a *app, cmd *cobra.Command, names []string, formatStr, typ s
 	return nil
 }
 
-func newRenameCmd(a *app) *cobra.Command {
+func newRenameCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "rename CONTAINER NEW_NAME",
 		Short: "Rename a container",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -508,7 +508,7 @@ func newRenameCmd(a *app) *cobra.Command {
 	}
 }
 
-func newPauseCmd(a *app, pause bool) *cobra.Command {
+func newPauseCmd(a *App, pause bool) *cobra.Command {
 	use, short := "pause", "Pause all processes within one or more containers"
 	if !pause {
 		use, short = "unpause", "Unpause all processes within one or more containers"
@@ -518,7 +518,7 @@ func newPauseCmd(a *app, pause bool) *cobra.Command {
 		Short: short,
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -529,14 +529,14 @@ func newPauseCmd(a *app, pause bool) *cobra.Command {
 	}
 }
 
-func newAttachCmd(a *app) *cobra.Command {
+func newAttachCmd(a *App) *cobra.Command {
 	var noStdin bool
 	c := &cobra.Command{
 		Use:   "attach [OPTIONS] CONTAINER",
 		Short: "Attach local standard input, output, and error streams to a running container",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -561,7 +561,7 @@ func newAttachCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newContainerPruneCmd(a *app) *cobra.Command {
+func newContainerPruneCmd(a *App) *cobra.Command {
 	var force bool
 	var filterArgs []string
 	c := &cobra.Command{
@@ -576,7 +576,7 @@ func newContainerPruneCmd(a *app) *cobra.Command {
 			if !force && !confirm(a, "WARNING! This will remove all stopped containers.") {
 				return nil
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -595,13 +595,13 @@ func newContainerPruneCmd(a *app) *cobra.Command {
 }
 
 // newMonitorCmd is the hidden command the container monitor runs as.
-func newMonitorCmd(a *app) *cobra.Command {
+func newMonitorCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:    "_monitor",
 		Hidden: true,
 		Args:   noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -610,13 +610,13 @@ func newMonitorCmd(a *app) *cobra.Command {
 	}
 }
 
-func newPortCmd(a *app) *cobra.Command {
+func newPortCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "port CONTAINER [PRIVATE_PORT[/PROTO]]",
 		Short: "List port mappings or a specific mapping for the container",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 	"github.com/berth-dev/berth/engine"
 )
 
-func newExecCmd(a *app) *cobra.Command {
+func newExecCmd(a *App) *cobra.Command {
 	var detach, interactive, tty, privileged bool
 	var env, envFile []string
 	var user, workdir string
@@ -38,7 +38,7 @@ func newExecCmd(a *app) *cobra.Command {
 				}
 				opts.Env = append(opts.Env, kv)
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}

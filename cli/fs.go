@@ -27,7 +27,7 @@ func splitCpArg(arg string) (ctr, p string) {
 	return ctr, p
 }
 
-func newCpCmd(a *app) *cobra.Command {
+func newCpCmd(a *App) *cobra.Command {
 	var opts engine.CopyOptions
 	c := &cobra.Command{
 		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n  berth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
@@ -44,7 +44,7 @@ func newCpCmd(a *app) *cobra.Command {
 			if src == "" || dst == "" {
 				return errdefs.InvalidArgument("filepath can not be empty")
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -65,7 +65,7 @@ func newCpCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newExportCmd(a *app) *cobra.Command {
+func newExportCmd(a *App) *cobra.Command {
 	var output string
 	c := &cobra.Command{
 		Use:   "export [OPTIONS] CONTAINER",
@@ -78,7 +78,7 @@ func newExportCmd(a *app) *cobra.Command {
 					return errdefs.InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or redirect")
 				}
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -105,13 +105,13 @@ func newExportCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newDiffCmd(a *app) *cobra.Command {
+func newDiffCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "diff CONTAINER",
 		Short: "Inspect changes to files or directories on a container's filesystem",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -127,7 +127,7 @@ func newDiffCmd(a *app) *cobra.Command {
 	}
 }
 
-func newCommitCmd(a *app) *cobra.Command {
+func newCommitCmd(a *App) *cobra.Command {
 	var opts engine.CommitOptions
 	c := &cobra.Command{
 		Use:   "commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
@@ -142,7 +142,7 @@ func newCommitCmd(a *app) *cobra.Command {
 			if len(args) == 2 {
 				opts.Ref = args[1]
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -15,12 +15,12 @@ import (
 	"github.com/berth-dev/berth/filters"
 )
 
-func newImageCmd(a *app) *cobra.Command {
+func newImageCmd(a *App) *cobra.Command {
 	c := &cobra.Command{Use: "image", Short: "Manage images", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	c.AddCommand(
 		newImagesCmd(a, "ls"), newImageInspectCmd(a), newTagCmd(a, "tag"), newRmiCmd(a, "rm"),
 		newHistoryCmd(a, "history"), newImportCmd(a, "import"), newSaveCmd(a, "save"),
-		newLoadCmd(a, "load"), newImagePruneCmd(a), newPullCmd(a), newPushCmd(a),
+		newLoadCmd(a, "load"), newImagePruneCmd(a), a.tool("pull"), a.tool("push"),
 	)
 	return c
 }
@@ -36,7 +36,7 @@ var imageHeaders = map[string]string{
 	"CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
 }
 
-func newImagesCmd(a *app, use string) *cobra.Command {
+func newImagesCmd(a *App, use string) *cobra.Command {
 	var all, quiet, digests, noTrunc bool
 	var filterArgs []string
 	var formatStr string
@@ -56,7 +56,7 @@ func newImagesCmd(a *app, use string) *cobra.Command {
 			if len(args) == 1 {
 				f["reference"] = append(f["reference"], args[0])
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -159,7 +159,7 @@ func aliasesFor(use string, extra ...string) []string {
 	return nil
 }
 
-func newImageInspectCmd(a *app) *cobra.Command {
+func newImageInspectCmd(a *App) *cobra.Command {
 	var formatStr string
 	c := &cobra.Command{
 		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
@@ -174,7 +174,7 @@ func newImageInspectCmd(a *app) *cobra.Command {
 }
 
 // newInspectCmd is the generic `inspect`: containers, images, volumes.
-func newInspectCmd(a *app) *cobra.Command {
+func newInspectCmd(a *App) *cobra.Command {
 	var formatStr, typ string
 	c := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
@@ -194,13 +194,13 @@ func newInspectCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newTagCmd(a *app, use string) *cobra.Command {
+func newTagCmd(a *App, use string) *cobra.Command {
 	return &cobra.Command{
 		Use:   use + " SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
 		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -209,7 +209,7 @@ func newTagCmd(a *app, use string) *cobra.Command {
 	}
 }
 
-func newRmiCmd(a *app, use string) *cobra.Command {
+func newRmiCmd(a *App, use string) *cobra.Command {
 	var force, noPrune bool
 	c := &cobra.Command{
 		Use:     use + " [OPTIONS] IMAGE [IMAGE...]",
@@ -217,7 +217,7 @@ func newRmiCmd(a *app, use string) *cobra.Command {
 		Aliases: aliasesFor(use, "rmi", "remove"),
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -252,7 +252,7 @@ func printDeletes(w io.Writer, res []engine.DeleteResponse) {
 	}
 }
 
-func newHistoryCmd(a *app, use string) *cobra.Command {
+func newHistoryCmd(a *App, use string) *cobra.Command {
 	var human, quiet, noTrunc bool
 	var formatStr string
 	c := &cobra.Command{
@@ -260,7 +260,7 @@ func newHistoryCmd(a *app, use string) *cobra.Command {
 		Short: "Show the history of an image",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -309,7 +309,7 @@ func newHistoryCmd(a *app, use string) *cobra.Command {
 	return c
 }
 
-func newImportCmd(a *app, use string) *cobra.Command {
+func newImportCmd(a *App, use string) *cobra.Command {
 	var changes []string
 	var message, platform string
 	c := &cobra.Command{
@@ -342,7 +342,7 @@ func newImportCmd(a *app, use string) *cobra.Command {
 				defer f.Close()
 				r = f
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -361,14 +361,14 @@ func newImportCmd(a *app, use string) *cobra.Command {
 	return c
 }
 
-func newSaveCmd(a *app, use string) *cobra.Command {
+func newSaveCmd(a *App, use string) *cobra.Command {
 	var output string
 	c := &cobra.Command{
 		Use:   use + " [OPTIONS] IMAGE [IMAGE...]",
 		Short: "Save one or more images to a tar archive (streamed to STDOUT by default)",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -400,7 +400,7 @@ func newSaveCmd(a *app, use string) *cobra.Command {
 	return c
 }
 
-func newLoadCmd(a *app, use string) *cobra.Command {
+func newLoadCmd(a *App, use string) *cobra.Command {
 	var input string
 	var quiet bool
 	c := &cobra.Command{
@@ -419,7 +419,7 @@ func newLoadCmd(a *app, use string) *cobra.Command {
 			} else if f, ok := a.In.(*os.File); ok && isTerminal(f) {
 				return errdefs.InvalidArgument("requested load from stdin, but stdin is empty")
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -443,7 +443,7 @@ func newLoadCmd(a *app, use string) *cobra.Command {
 	return c
 }
 
-func newImagePruneCmd(a *app) *cobra.Command {
+func newImagePruneCmd(a *App) *cobra.Command {
 	var all, force bool
 	var filterArgs []string
 	c := &cobra.Command{
@@ -462,7 +462,7 @@ func newImagePruneCmd(a *app) *cobra.Command {
 			if !force && !confirm(a, warn) {
 				return nil
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -480,7 +480,7 @@ func newImagePruneCmd(a *app) *cobra.Command {
 	return c
 }
 
-func printPrune(a *app, rep *engine.PruneReport, title string) {
+func printPrune(a *App, rep *engine.PruneReport, title string) {
 	if len(rep.Deleted) > 0 {
 		fmt.Fprintln(a.Out, title)
 		printDeletes(a.Out, rep.Deleted)
@@ -491,7 +491,7 @@ func printPrune(a *app, rep *engine.PruneReport, title string) {
 
 // printDeletedNames prints what a prune removed, as docker does: a title,
 // a name a line, a blank line (nothing when nothing was removed).
-func printDeletedNames(a *app, title string, names []string) {
+func printDeletedNames(a *App, title string, names []string) {
 	if len(names) == 0 {
 		return
 	}
@@ -503,7 +503,7 @@ func printDeletedNames(a *app, title string, names []string) {
 }
 
 // confirm asks the user; no lock is held while it waits.
-func confirm(a *app, warning string) bool {
+func confirm(a *App, warning string) bool {
 	fmt.Fprintf(a.Out, "%s\nAre you sure you want to continue? [y/N] ", warning)
 	var answer string
 	fmt.Fscanln(a.In, &answer)

@@ -14,14 +14,14 @@ import (
 	"github.com/berth-dev/berth/network"
 )
 
-func newNetworkCmd(a *app) *cobra.Command {
+func newNetworkCmd(a *App) *cobra.Command {
 	c := &cobra.Command{Use: "network", Short: "Manage networks", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	c.AddCommand(newNetworkCreateCmd(a), newNetworkLsCmd(a), newNetworkInspectCmd(a), newNetworkRmCmd(a),
 		newNetworkPruneCmd(a), newNetworkConnectCmd(a), newNetworkDisconnectCmd(a), newNetworkDNSServeCmd())
 	return c
 }
 
-func newNetworkCreateCmd(a *app) *cobra.Command {
+func newNetworkCreateCmd(a *App) *cobra.Command {
 	var o network.CreateOptions
 	var labels []string
 	c := &cobra.Command{
@@ -38,7 +38,7 @@ func newNetworkCreateCmd(a *app) *cobra.Command {
 				}
 				o.Labels[k] = v
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -64,7 +64,7 @@ type networkRow struct {
 	ID, Name, Driver, Scope, IPv6, Internal, Labels, CreatedAt string
 }
 
-func newNetworkLsCmd(a *app) *cobra.Command {
+func newNetworkLsCmd(a *App) *cobra.Command {
 	var quiet, noTrunc bool
 	var filterArgs []string
 	var formatStr string
@@ -78,7 +78,7 @@ func newNetworkLsCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -122,14 +122,14 @@ func newNetworkLsCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newNetworkInspectCmd(a *app) *cobra.Command {
+func newNetworkInspectCmd(a *App) *cobra.Command {
 	var formatStr string
 	c := &cobra.Command{
 		Use:   "inspect [OPTIONS] NETWORK [NETWORK...]",
 		Short: "Display detailed information on one or more networks",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -158,14 +158,14 @@ func newNetworkInspectCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newNetworkRmCmd(a *app) *cobra.Command {
+func newNetworkRmCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
 		Use:     "rm NETWORK [NETWORK...]",
 		Aliases: []string{"remove"},
 		Short:   "Remove one or more networks",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -186,7 +186,7 @@ func newNetworkRmCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newNetworkPruneCmd(a *app) *cobra.Command {
+func newNetworkPruneCmd(a *App) *cobra.Command {
 	var force bool
 	var filterArgs []string
 	c := &cobra.Command{
@@ -201,7 +201,7 @@ func newNetworkPruneCmd(a *app) *cobra.Command {
 			if !force && !confirm(a, "WARNING! This will remove all custom networks not used by at least one container.") {
 				return nil
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -215,14 +215,14 @@ func newNetworkPruneCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newNetworkConnectCmd(a *app) *cobra.Command {
+func newNetworkConnectCmd(a *App) *cobra.Command {
 	var o engine.NetworkConnectOptions
 	c := &cobra.Command{
 		Use:   "connect [OPTIONS] NETWORK CONTAINER",
 		Short: "Connect a container to a network",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -234,14 +234,14 @@ func newNetworkConnectCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newNetworkDisconnectCmd(a *app) *cobra.Command {
+func newNetworkDisconnectCmd(a *App) *cobra.Command {
 	var force bool
 	c := &cobra.Command{
 		Use:   "disconnect [OPTIONS] NETWORK CONTAINER",
 		Short: "Disconnect a container from a network",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}

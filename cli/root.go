@@ -34,15 +34,26 @@ type Streams struct {
 	Out, Err io.Writer
 }
 
-// app carries the global options and opens the engine on first use.
-type app struct {
+// App is what a command line's commands share: the standard streams, the
+// global options, and the engine, opened on first use.
+type App struct {
 	Streams
 	root, runRoot, logLevel, storageDriver string
+
+	// args are the command line's arguments, for a command run through
+	// another binary (delegate).
+	args []string
+	// extra are the commands the binary adds (see Command), by name.
+	extra map[string]Command
 
 	eng *engine.Engine
 }
 
-func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
+// Root is the data root (--root).
+func (a *App) Root() string { return a.root }
+
+// Engine opens the engine over the data root, once.
+func (a *App) Engine(ctx context.Context) (*engine.Engine, error) {
 	if a.eng != nil {
 		return a.eng, nil
 	}
@@ -57,17 +68,34 @@ func (a *app) engine(ctx context.Context) (*engine.Engine, error) {
 // exitError carries a process exit status through cobra.
 type exitError struct{ code int }
 
+// ExitStatus is an error that makes Main return code, printing nothing.
+func ExitStatus(code int) error { return exitError{code} }
+
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
+// Command is a top-level command that a binary adds to the command line:
+// the names it answers to and how to make it. Package cli/imagetools
+// provides the image tools' (ImageTools).
+type Command struct {
+	Names []string
+	Make  func(*App) *cobra.Command
+}
+
 // Main runs the berth command line with args (without the program name) and
-// returns the process exit status.
-func Main(ctx context.Context, args []string, s Streams) int {
+// returns the process exit status. extra adds commands; an image tool it
+// does not add runs through the berth-imagetools binary (see delegate).
+func Main(ctx context.Context, args []string, s Streams, extra ...Command) int {
 	// `berth [global flags] runtime ...` hands the rest to the OCI runtime
 	// untouched: its flags are runc's (its --root is not berth's).
 	if i := subcommandIndex(args); i >= 0 && args[i] == "runtime" {
 		return runtimecli.Main(args[i+1:])
 	}
-	a := &app{Streams: s}
+	a := &App{Streams: s, args: args, extra: map[string]Command{}}
+	for _, c := range extra {
+		for _, n := range c.Names {
+			a.extra[n] = c
+		}
+	}
 	name := ""
 	if i := subcommandIndex(args); i >= 0 {
 		name = args[i]
@@ -120,7 +148,7 @@ func oneLine(err error) string {
 
 // newRoot makes the root command; only, if not empty, is the command the
 // command line names.
-func newRoot(a *app, only string) *cobra.Command {
+func newRoot(a *App, only string) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "berth [OPTIONS] COMMAND",
 		Short:         "A container engine: build, ship and run containers, daemonless",
@@ -169,17 +197,20 @@ func newRoot(a *app, only string) *cobra.Command {
 // aliases) and how to make it.
 type command struct {
 	names []string
-	make  func(*app) *cobra.Command
+	make  func(*App) *cobra.Command
 }
 
 // commands lists every top-level command (TestCommandNames checks the
 // names against what each one makes).
 func commands() []command {
-	named := func(name string, f func(*app, string) *cobra.Command) command {
-		return command{[]string{name}, func(a *app) *cobra.Command { return f(a, name) }}
+	named := func(name string, f func(*App, string) *cobra.Command) command {
+		return command{[]string{name}, func(a *App) *cobra.Command { return f(a, name) }}
 	}
-	one := func(name string, f func(*app) *cobra.Command) command {
+	one := func(name string, f func(*App) *cobra.Command) command {
 		return command{[]string{name}, f}
+	}
+	tool := func(name string) command {
+		return command{[]string{name}, func(a *App) *cobra.Command { return a.tool(name) }}
 	}
 	return []command{
 		one("version", newVersionCmd), one("info", newInfoCmd),
@@ -188,22 +219,22 @@ func commands() []command {
 		named("load", newLoadCmd), one("inspect", newInspectCmd),
 		one("system", newSystemCmd),
 		one("run", newRunCmd), named("create", newCreateCmd), one("start", newStartCmd), one("stop", newStopCmd),
-		one("restart", newRestartCmd), one("kill", newKillCmd), {[]string{"rm", "remove"}, func(a *app) *cobra.Command { return newRmCmd(a, "rm") }}, one("wait", newWaitCmd),
+		one("restart", newRestartCmd), one("kill", newKillCmd), {[]string{"rm", "remove"}, func(a *App) *cobra.Command { return newRmCmd(a, "rm") }}, one("wait", newWaitCmd),
 		one("logs", newLogsCmd), named("ps", newPsCmd), one("rename", newRenameCmd),
-		{[]string{"pause"}, func(a *app) *cobra.Command { return newPauseCmd(a, true) }},
-		{[]string{"unpause"}, func(a *app) *cobra.Command { return newPauseCmd(a, false) }},
+		{[]string{"pause"}, func(a *App) *cobra.Command { return newPauseCmd(a, true) }},
+		{[]string{"unpause"}, func(a *App) *cobra.Command { return newPauseCmd(a, false) }},
 		one("attach", newAttachCmd), one("exec", newExecCmd), one("top", newTopCmd), one("stats", newStatsCmd),
 		one("cp", newCpCmd), one("export", newExportCmd), one("diff", newDiffCmd), one("commit", newCommitCmd),
 		one("container", newContainerCmd), one("volume", newVolumeCmd), one("_monitor", newMonitorCmd),
-		one("registry", newRegistryCmd), one("network", newNetworkCmd), one("port", newPortCmd),
+		tool("registry"), one("network", newNetworkCmd), one("port", newPortCmd),
 		one("runtime", newRuntimeCmd),
-		one("pull", newPullCmd), one("push", newPushCmd), one("login", newLoginCmd), one("logout", newLogoutCmd),
-		one("manifest", newManifestCmd),
-		one("build", newBuildCmd), one("builder", newBuilderCmd),
+		tool("pull"), tool("push"), tool("login"), tool("logout"), tool("manifest"),
+		tool("build"), one("builder", newBuilderCmd),
 	}
 }
 
-// noArgs, exactArgs and minArgs word argument errors as docker does.
+// noArgs, exactArgs and minArgs word argument errors as docker does;
+// NoArgs, ExactArgs and MinArgs are the same for other packages' commands.
 func exactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
@@ -221,6 +252,16 @@ func minArgs(n int) cobra.PositionalArgs {
 		return nil
 	}
 }
+
+// ExactArgs, MinArgs and NoArgs check a command's arguments, with Docker's
+// words for a wrong count.
+func ExactArgs(n int) cobra.PositionalArgs { return exactArgs(n) }
+
+// MinArgs: see ExactArgs.
+func MinArgs(n int) cobra.PositionalArgs { return minArgs(n) }
+
+// NoArgs: see ExactArgs.
+func NoArgs(cmd *cobra.Command, args []string) error { return noArgs(cmd, args) }
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {

@@ -14,7 +14,7 @@ import (
 func TestCommandNames(t *testing.T) {
 	seen := map[string]bool{}
 	for _, c := range commands() {
-		cmd := c.make(&app{})
+		cmd := c.make(&App{})
 		want := append([]string{cmd.Name()}, cmd.Aliases...)
 		if !slices.Equal(c.names, want) {
 			t.Errorf("command %q is listed as %q, answers to %q", cmd.Name(), c.names, want)
@@ -26,11 +26,11 @@ func TestCommandNames(t *testing.T) {
 			seen[n] = true
 		}
 	}
-	full := newRoot(&app{}, "")
+	full := newRoot(&App{}, "")
 	if got := len(full.Commands()); got != len(commands()) {
 		t.Errorf("the full tree has %d commands, the list %d", got, len(commands()))
 	}
-	if only := newRoot(&app{}, "run"); len(only.Commands()) != 1 || only.Commands()[0].Name() != "run" {
+	if only := newRoot(&App{}, "run"); len(only.Commands()) != 1 || only.Commands()[0].Name() != "run" {
 		t.Errorf("newRoot for run made %d commands", len(only.Commands()))
 	}
 }

@@ -274,7 +274,7 @@ func readEnvFile(path string) ([]string, error) {
 	return env, sc.Err()
 }
 
-func newCreateCmd(a *app, use string) *cobra.Command {
+func newCreateCmd(a *App, use string) *cobra.Command {
 	var f createFlags
 	c := &cobra.Command{
 		Use:   use + " [OPTIONS] IMAGE [COMMAND] [ARG...]",
@@ -285,7 +285,7 @@ func newCreateCmd(a *app, use string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -301,7 +301,7 @@ func newCreateCmd(a *app, use string) *cobra.Command {
 	return c
 }
 
-func newRunCmd(a *app) *cobra.Command {
+func newRunCmd(a *App) *cobra.Command {
 	var f createFlags
 	var detach bool
 	c := &cobra.Command{
@@ -314,7 +314,7 @@ func newRunCmd(a *app) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			e, err := a.engine(ctx)
+			e, err := a.Engine(ctx)
 			if err != nil {
 				return err
 			}
@@ -360,7 +360,7 @@ func newRunCmd(a *app) *cobra.Command {
 // are forwarded (Ctrl-C stops the container, as with docker), and with a
 // terminal the CLI's own goes raw and its size follows the window. The
 // returned function restores the terminal.
-func (a *app) attachStreams(stdin, tty bool) (*engine.Streams, func()) {
+func (a *App) attachStreams(stdin, tty bool) (*engine.Streams, func()) {
 	sigs := make(chan os.Signal, 8)
 	s := &engine.Streams{Stdout: a.Out, Stderr: a.Err, Signals: sigs}
 	if stdin {

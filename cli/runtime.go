@@ -12,7 +12,7 @@ import (
 // Its flags are runc's own, parsed by the runtime, not by cobra: Main
 // hands `berth [global flags] runtime ...` over before cobra sees it, so
 // this command is what `berth help` lists.
-func newRuntimeCmd(a *app) *cobra.Command {
+func newRuntimeCmd(a *App) *cobra.Command {
 	return &cobra.Command{
 		Use:                "runtime [RUNC OPTIONS] COMMAND [ARGS...]",
 		Short:              "berth's OCI runtime, with runc's command line",

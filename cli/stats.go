@@ -16,13 +16,13 @@ import (
 	"github.com/berth-dev/berth/engine"
 )
 
-func newTopCmd(a *app) *cobra.Command {
+func newTopCmd(a *App) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "top CONTAINER [ps OPTIONS]",
 		Short: "Display the running processes of a container",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -50,7 +50,7 @@ type statsRow struct {
 // statsInterval is how far apart docker's stats samples are.
 const statsInterval = time.Second
 
-func newStatsCmd(a *app) *cobra.Command {
+func newStatsCmd(a *App) *cobra.Command {
 	var all, noStream, noTrunc bool
 	var formatStr string
 	c := &cobra.Command{
@@ -58,7 +58,7 @@ func newStatsCmd(a *app) *cobra.Command {
 		Short: "Display a live stream of container(s) resource usage statistics",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			e, err := a.engine(ctx)
+			e, err := a.Engine(ctx)
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ import (
 	"github.com/berth-dev/berth/image"
 )
 
-func newVersionCmd(a *app) *cobra.Command {
+func newVersionCmd(a *App) *cobra.Command {
 	var formatStr string
 	c := &cobra.Command{
 		Use:   "version [OPTIONS]",
@@ -38,14 +38,14 @@ func newVersionCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newInfoCmd(a *app) *cobra.Command {
+func newInfoCmd(a *App) *cobra.Command {
 	var formatStr string
 	c := &cobra.Command{
 		Use:   "info [OPTIONS]",
 		Short: "Display system-wide information",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -81,13 +81,13 @@ func newInfoCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newSystemCmd(a *app) *cobra.Command {
+func newSystemCmd(a *App) *cobra.Command {
 	c := &cobra.Command{Use: "system", Short: "Manage berth", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	c.AddCommand(newDfCmd(a), newSystemPruneCmd(a), newInfoCmd(a), newSystemResetCmd(a))
 	return c
 }
 
-func newDfCmd(a *app) *cobra.Command {
+func newDfCmd(a *App) *cobra.Command {
 	var verbose bool
 	var formatStr string
 	c := &cobra.Command{
@@ -95,7 +95,7 @@ func newDfCmd(a *app) *cobra.Command {
 		Short: "Show berth disk usage",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -150,7 +150,7 @@ func newDfCmd(a *app) *cobra.Command {
 
 // newSystemResetCmd is podman's system reset: everything of the data root
 // and the run root goes, networks on the host included.
-func newSystemResetCmd(a *app) *cobra.Command {
+func newSystemResetCmd(a *App) *cobra.Command {
 	var force bool
 	c := &cobra.Command{
 		Use:   "reset [OPTIONS]",
@@ -162,7 +162,7 @@ func newSystemResetCmd(a *app) *cobra.Command {
 			if !force && !confirm(a, warn) {
 				return nil
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -173,7 +173,7 @@ func newSystemResetCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newSystemPruneCmd(a *app) *cobra.Command {
+func newSystemPruneCmd(a *App) *cobra.Command {
 	var all, force, volumes bool
 	var filterArgs []string
 	c := &cobra.Command{
@@ -198,7 +198,7 @@ func newSystemPruneCmd(a *app) *cobra.Command {
 			if !force && !confirm(a, warn) {
 				return nil
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}

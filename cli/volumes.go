@@ -10,7 +10,7 @@ import (
 	"github.com/berth-dev/berth/filters"
 )
 
-func newVolumeCmd(a *app) *cobra.Command {
+func newVolumeCmd(a *App) *cobra.Command {
 	c := &cobra.Command{Use: "volume", Short: "Manage volumes", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	var labels []string
 	create := &cobra.Command{
@@ -18,7 +18,7 @@ func newVolumeCmd(a *app) *cobra.Command {
 		Short: "Create a volume",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ func newVolumeCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -103,7 +103,7 @@ func newVolumeCmd(a *app) *cobra.Command {
 		Short:   "Remove one or more volumes",
 		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -128,7 +128,7 @@ func newVolumeCmd(a *app) *cobra.Command {
 			if !pruneForce && !confirm(a, "WARNING! This will remove anonymous local volumes not used by at least one container.") {
 				return nil
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/berth-dev/berth/archive"
-	"github.com/berth-dev/berth/build"
+	"github.com/berth-dev/berth/build/backend"
 	"github.com/berth-dev/berth/build/cache"
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
@@ -33,27 +33,29 @@ import (
 	"github.com/berth-dev/berth/snapshot"
 )
 
-// BuildOptions are a build's inputs (see package build).
-type BuildOptions = build.Options
+// BuildBackend is the engine as a build sees it (package build/backend's
+// Backend): images, layers, writable snapshots and RUN steps through the
+// runtime. Everything it makes is held by its lease until Close.
+type BuildBackend struct {
+	e     *Engine
+	lease *lease.Lease
+	// owner is "PID-STARTTIME" of this process: the names of the build's
+	// snapshots and RUN containers start with "build-" and it, so that a
+	// later build can tell those of a build that was killed.
+	owner string
+	// pull fetches the newest image of a name (--pull); the engine itself
+	// has no registry client (see engine/transfer).
+	pull func(ctx context.Context, name string) error
+}
 
-// Build builds an image from a Dockerfile and its context, as docker
-// build does, and tags it with opts.Tags once every step has succeeded:
-// a failed build tags nothing. RUN steps run through berth's runtime on a
-// writable snapshot of the step before; COPY and ADD write into such a
-// snapshot without a process; each step's changes become a layer.
-//
-// The cache of step results lives under the data root's build/ (see
-// package build/cache); the engine's garbage collection keeps the layers its
-// records name.
-func (e *Engine) Build(ctx context.Context, opts BuildOptions) (res *build.Result, err error) {
+// BuildBackend begins a build: it cleans up after builds that were
+// killed and returns the backend a build runs on (package build's Build,
+// as engine/builder calls it). pull serves FROM images built with
+// --pull. Close ends it.
+func (e *Engine) BuildBackend(ctx context.Context, pull func(ctx context.Context, name string) error) (*BuildBackend, error) {
 	if e.snaps.Driver() != "overlay" {
 		return nil, errdefs.NotImplemented("build needs the overlay storage driver, not %s", e.snaps.Driver())
 	}
-	cache, err := e.BuildCache()
-	if err != nil {
-		return nil, err
-	}
-	opts.Cache = cache
 	owner, err := buildOwner()
 	if err != nil {
 		return nil, err
@@ -61,12 +63,17 @@ func (e *Engine) Build(ctx context.Context, opts BuildOptions) (res *build.Resul
 	if err := e.cleanStaleBuilds(ctx); err != nil {
 		return nil, err
 	}
-	l, err := lease.New(e.leaseDir())
+	l, err := e.NewLease()
 	if err != nil {
 		return nil, err
 	}
-	defer e.finish(ctx, l, &err)
-	return build.Build(ctx, &buildBackend{e: e, lease: l, owner: owner}, opts)
+	return &BuildBackend{e: e, lease: l, owner: owner, pull: pull}, nil
+}
+
+// Close ends the build begun with BuildBackend: it releases the lease and,
+// if the build failed (*errp is set), collects what it left.
+func (b *BuildBackend) Close(ctx context.Context, errp *error) {
+	b.e.EndLease(ctx, b.lease, errp)
 }
 
 // BuildCache opens the build cache of the data root.
@@ -181,7 +188,7 @@ func (e *Engine) keepBuildCache(ctx context.Context, keepBlob, keepLayer map[dig
 	return nil
 }
 
-func diffIDsOf(ls []build.Layer) []digest.Digest {
+func diffIDsOf(ls []backend.Layer) []digest.Digest {
 	out := make([]digest.Digest, len(ls))
 	for i, l := range ls {
 		out[i] = l.DiffID
@@ -189,7 +196,7 @@ func diffIDsOf(ls []build.Layer) []digest.Digest {
 	return out
 }
 
-func topChain(ls []build.Layer) digest.Digest {
+func topChain(ls []backend.Layer) digest.Digest {
 	if len(ls) == 0 {
 		return ""
 	}
@@ -197,19 +204,8 @@ func topChain(ls []build.Layer) digest.Digest {
 	return cs[len(cs)-1]
 }
 
-// buildBackend is the engine as package build sees it. Everything it
-// makes is held by the build's lease until the build ends.
-type buildBackend struct {
-	e     *Engine
-	lease *lease.Lease
-	// owner is "PID-STARTTIME" of this process: the names of the build's
-	// snapshots and RUN containers start with "build-" and it, so that a
-	// later build can tell those of a build that was killed.
-	owner string
-}
-
 // name returns a new name for a snapshot or a RUN container.
-func (b *buildBackend) name() string {
+func (b *BuildBackend) name() string {
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	return "build-" + b.owner + "-" + hex.EncodeToString(rnd[:])
@@ -307,7 +303,7 @@ func unmountAll(p string) error {
 	return snapshot.Unmount(p)
 }
 
-func (b *buildBackend) Image(ctx context.Context, name string) (*build.Image, error) {
+func (b *BuildBackend) Image(ctx context.Context, name string) (*backend.Image, error) {
 	e := b.e
 	_, rec, cfg, err := e.resolveImage(ctx, name)
 	if err != nil {
@@ -321,10 +317,10 @@ func (b *buildBackend) Image(ctx context.Context, name string) (*build.Image, er
 	if err != nil || len(m.Layers) != len(rec.DiffIDs) {
 		return nil, errdefs.DataCorrupt("image %s: bad manifest", name)
 	}
-	img := &build.Image{ID: rec.ID, Config: cfg}
+	img := &backend.Image{ID: rec.ID, Config: cfg}
 	var blobs []digest.Digest
 	for i, d := range rec.DiffIDs {
-		img.Layers = append(img.Layers, build.Layer{DiffID: d, Blob: m.Layers[i]})
+		img.Layers = append(img.Layers, backend.Layer{DiffID: d, Blob: m.Layers[i]})
 		blobs = append(blobs, m.Layers[i].Digest)
 	}
 	// The build may outlive a concurrent rmi of its base.
@@ -339,13 +335,13 @@ func (b *buildBackend) Image(ctx context.Context, name string) (*build.Image, er
 
 // buildSnap is a writable snapshot of a build step, mounted.
 type buildSnap struct {
-	b      *buildBackend
+	b      *BuildBackend
 	key    string
 	dir    string // holds rootfs/ and the RUN step's bundle/
 	parent digest.Digest
 }
 
-func (b *buildBackend) Prepare(ctx context.Context, layers []build.Layer) (build.Snapshot, error) {
+func (b *BuildBackend) Prepare(ctx context.Context, layers []backend.Layer) (backend.Snapshot, error) {
 	key := b.name()
 	parent := topChain(layers)
 	mounts, err := b.e.snaps.Prepare(ctx, key, parent)
@@ -377,36 +373,36 @@ func (s *buildSnap) Release(ctx context.Context) error {
 	return err
 }
 
-func (s *buildSnap) Commit(ctx context.Context, epoch *time.Time) (build.Layer, bool, error) {
+func (s *buildSnap) Commit(ctx context.Context, epoch *time.Time) (backend.Layer, bool, error) {
 	e := s.b.e
 	upper, err := e.snaps.UpperDir(ctx, s.key)
 	if err != nil {
-		return build.Layer{}, false, err
+		return backend.Layer{}, false, err
 	}
 	w, err := e.content.Writer(ctx)
 	if err != nil {
-		return build.Layer{}, false, err
+		return backend.Layer{}, false, err
 	}
 	defer w.Close()
 	n, err := layerOf(ctx, w, upper, epoch)
 	if err != nil {
-		return build.Layer{}, false, fmt.Errorf("build: layer: %w", err)
+		return backend.Layer{}, false, fmt.Errorf("build: layer: %w", err)
 	}
 	if n == 0 {
-		return build.Layer{}, false, nil
+		return backend.Layer{}, false, nil
 	}
 	diffID := w.Digest()
-	if _, _, err := e.unpackLayer(ctx, s.b.lease, s.parent, diffID, w.Path()); err != nil {
-		return build.Layer{}, false, err
+	if _, _, err := e.UnpackLayer(ctx, s.b.lease, s.parent, diffID, w.Path()); err != nil {
+		return backend.Layer{}, false, err
 	}
 	if err := s.b.lease.AddBlobs(diffID); err != nil {
-		return build.Layer{}, false, err
+		return backend.Layer{}, false, err
 	}
 	info, err := w.Commit(ctx, diffID)
 	if err != nil {
-		return build.Layer{}, false, err
+		return backend.Layer{}, false, err
 	}
-	return build.Layer{DiffID: diffID, Blob: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: info.Digest, Size: info.Size}}, true, nil
+	return backend.Layer{DiffID: diffID, Blob: ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayer, Digest: info.Digest, Size: info.Size}}, true, nil
 }
 
 // layerOf writes the changes in upper as a layer and returns how many
@@ -443,7 +439,7 @@ func layerOf(ctx context.Context, w io.Writer, upper string, epoch *time.Time) (
 	return n, tw.Close()
 }
 
-func (b *buildBackend) Run(ctx context.Context, root string, p build.Process) (int, error) {
+func (b *BuildBackend) Run(ctx context.Context, root string, p backend.Process) (int, error) {
 	e := b.e
 	if len(p.Args) == 0 {
 		return -1, errdefs.InvalidArgument("RUN: no command")
@@ -555,7 +551,7 @@ func removeEmptyTree(p string) {
 	}
 }
 
-func (b *buildBackend) StoreImage(ctx context.Context, cfg *image.Config, layers []build.Layer, tags []string) (digest.Digest, error) {
+func (b *BuildBackend) StoreImage(ctx context.Context, cfg *image.Config, layers []backend.Layer, tags []string) (digest.Digest, error) {
 	e := b.e
 	var names []string
 	for _, t := range tags {
@@ -597,12 +593,14 @@ func (b *buildBackend) StoreImage(ctx context.Context, cfg *image.Config, layers
 	return rec.ID, err
 }
 
-func (b *buildBackend) Pull(ctx context.Context, name string) error {
-	_, err := b.e.Pull(ctx, name, PullOptions{})
-	return err
+func (b *BuildBackend) Pull(ctx context.Context, name string) error {
+	if b.pull == nil {
+		return errdefs.NotImplemented("build --pull: this build has no registry client")
+	}
+	return b.pull(ctx, name)
 }
 
-func (b *buildBackend) Stack(ctx context.Context, layers []build.Layer) error {
+func (b *BuildBackend) Stack(ctx context.Context, layers []backend.Layer) error {
 	e := b.e
 	var parent digest.Digest
 	for i, c := range image.ChainIDs(diffIDsOf(layers)) {
@@ -614,7 +612,7 @@ func (b *buildBackend) Stack(ctx context.Context, layers []build.Layer) error {
 			if err != nil {
 				return fmt.Errorf("build: layer %s: %w", layers[i].DiffID, err)
 			}
-			if _, _, err := e.unpackLayer(ctx, b.lease, parent, layers[i].DiffID, p); err != nil {
+			if _, _, err := e.UnpackLayer(ctx, b.lease, parent, layers[i].DiffID, p); err != nil {
 				return err
 			}
 		}

@@ -19,7 +19,7 @@ import (
 // none, by its ID); "oci" is an OCI image layout tarball (oci-layout,
 // index.json, blobs/), each tag an org.opencontainers.image.ref.name of
 // the index, as BuildKit's oci exporter writes it.
-func (b *buildBackend) ExportImage(ctx context.Context, id digest.Digest, tags []string, format string, w io.Writer) error {
+func (b *BuildBackend) ExportImage(ctx context.Context, id digest.Digest, tags []string, format string, w io.Writer) error {
 	e := b.e
 	switch format {
 	case "docker":

@@ -20,7 +20,6 @@ import (
 	"github.com/berth-dev/berth/container"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
-	"github.com/berth-dev/berth/internal/lease"
 	"github.com/berth-dev/berth/snapshot"
 )
 
@@ -155,11 +154,11 @@ func (e *Engine) Commit(ctx context.Context, ref string, opts CommitOptions) (id
 		}
 	}
 
-	l, err := lease.New(e.leaseDir())
+	l, err := e.NewLease()
 	if err != nil {
 		return "", err
 	}
-	defer e.finish(ctx, l, &err)
+	defer e.EndLease(ctx, l, &err)
 	w, err := e.content.Writer(ctx)
 	if err != nil {
 		return "", err
@@ -181,7 +180,7 @@ func (e *Engine) Commit(ctx context.Context, ref string, opts CommitOptions) (id
 	}
 	diffID := w.Digest()
 	chains := image.ChainIDs(parent.DiffIDs)
-	if _, _, err := e.unpackLayer(ctx, l, chains[len(chains)-1], diffID, w.Path()); err != nil {
+	if _, _, err := e.UnpackLayer(ctx, l, chains[len(chains)-1], diffID, w.Path()); err != nil {
 		return "", fmt.Errorf("commit: %w", err)
 	}
 	if err := l.AddBlobs(diffID); err != nil {

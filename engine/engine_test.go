@@ -12,7 +12,6 @@ import (
 
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
-	"github.com/berth-dev/berth/internal/lease"
 	"github.com/berth-dev/berth/internal/testutil"
 )
 
@@ -46,11 +45,11 @@ func importBusybox(t *testing.T, e *Engine, ref string) digest.Digest {
 func TestGCSparesLeased(t *testing.T) {
 	ctx := context.Background()
 	e := newEngine(t)
-	l, err := lease.New(e.leaseDir())
+	l, err := e.NewLease()
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := e.putBlob(ctx, l, []byte("in flight"))
+	info, err := e.PutBlob(ctx, l, []byte("in flight"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,11 +49,11 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, opts ImportOptions) (i
 		}
 	}
 
-	l, err := lease.New(e.leaseDir())
+	l, err := e.NewLease()
 	if err != nil {
 		return "", err
 	}
-	defer e.finish(ctx, l, &err)
+	defer e.EndLease(ctx, l, &err)
 
 	w, err := e.content.Writer(ctx)
 	if err != nil {
@@ -67,7 +67,7 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, opts ImportOptions) (i
 	if err != nil {
 		return "", fmt.Errorf("import: %w", err)
 	}
-	_, size, err := e.unpackLayer(ctx, l, "", diffID, w.Path())
+	_, size, err := e.UnpackLayer(ctx, l, "", diffID, w.Path())
 	if err != nil {
 		return "", fmt.Errorf("import: %w", err)
 	}
@@ -100,9 +100,10 @@ func (e *Engine) Import(ctx context.Context, r io.Reader, opts ImportOptions) (i
 	return rec.ID, err
 }
 
-// finish ends an operation: it releases the lease and, if the operation
-// failed, collects what it left unreferenced.
-func (e *Engine) finish(ctx context.Context, l *lease.Lease, errp *error) {
+// EndLease ends an operation begun with NewLease: it releases the lease
+// and, if the operation failed (*errp is set), collects what it left
+// unreferenced.
+func (e *Engine) EndLease(ctx context.Context, l *lease.Lease, errp *error) {
 	l.Release()
 	if *errp != nil {
 		if _, err := e.gc(context.WithoutCancel(ctx)); err != nil {
@@ -119,7 +120,7 @@ func (e *Engine) storeImage(ctx context.Context, l *lease.Lease, cfg *image.Conf
 	if err != nil {
 		return nil, fmt.Errorf("write image config: %w", err)
 	}
-	cinfo, err := e.putBlob(ctx, l, cb)
+	cinfo, err := e.PutBlob(ctx, l, cb)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +134,7 @@ func (e *Engine) storeImage(ctx context.Context, l *lease.Lease, cfg *image.Conf
 	if err != nil {
 		return nil, fmt.Errorf("write image manifest: %w", err)
 	}
-	minfo, err := e.putBlob(ctx, l, mb)
+	minfo, err := e.PutBlob(ctx, l, mb)
 	if err != nil {
 		return nil, err
 	}
@@ -150,8 +151,8 @@ func (e *Engine) storeImage(ctx context.Context, l *lease.Lease, cfg *image.Conf
 	return rec, nil
 }
 
-// putBlob stores a small blob under the lease.
-func (e *Engine) putBlob(ctx context.Context, l *lease.Lease, b []byte) (content.Info, error) {
+// PutBlob stores a small blob under the lease.
+func (e *Engine) PutBlob(ctx context.Context, l *lease.Lease, b []byte) (content.Info, error) {
 	d := digest.FromBytes(b)
 	if err := l.AddBlobs(d); err != nil {
 		return content.Info{}, err

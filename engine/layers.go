@@ -13,12 +13,12 @@ import (
 	"github.com/berth-dev/berth/internal/lease"
 )
 
-// unpackLayer makes sure the snapshot of one layer exists on top of parent,
+// UnpackLayer makes sure the snapshot of one layer exists on top of parent,
 // unpacking it from the layer file at path when it does not. diffID is what
 // the image config says the uncompressed layer hashes to; the unpacked
 // stream must agree, or nothing is kept. It returns the chain ID and the
 // layer's unpacked size.
-func (e *Engine) unpackLayer(ctx context.Context, l *lease.Lease, parent, diffID digest.Digest, path string) (digest.Digest, int64, error) {
+func (e *Engine) UnpackLayer(ctx context.Context, l *lease.Lease, parent, diffID digest.Digest, path string) (digest.Digest, int64, error) {
 	chain := diffID
 	if parent != "" {
 		chain = digest.FromString(parent.String() + " " + diffID.String())

@@ -32,11 +32,11 @@ type LoadedImage struct {
 // docker save since 25 which writes both) — and stores its images, unpacked
 // and runnable. On any error nothing is added to the store.
 func (e *Engine) Load(ctx context.Context, r io.Reader) (loaded []LoadedImage, err error) {
-	l, err := lease.New(e.leaseDir())
+	l, err := e.NewLease()
 	if err != nil {
 		return nil, err
 	}
-	defer e.finish(ctx, l, &err)
+	defer e.EndLease(ctx, l, &err)
 
 	st, err := e.stageArchive(ctx, r)
 	defer st.close()
@@ -123,7 +123,7 @@ func (e *Engine) loadImage(ctx context.Context, l *lease.Lease, st *staged, img 
 		if err != nil {
 			return nil, err
 		}
-		chain, n, err := e.unpackLayer(ctx, l, parent, cfg.RootFS.DiffIDs[i], lf.path())
+		chain, n, err := e.UnpackLayer(ctx, l, parent, cfg.RootFS.DiffIDs[i], lf.path())
 		if err != nil {
 			return nil, err
 		}
@@ -189,7 +189,7 @@ func (e *Engine) loadImage(ctx context.Context, l *lease.Lease, st *staged, img 
 		if err != nil {
 			return nil, err
 		}
-		mi, err := e.putBlob(ctx, l, mb)
+		mi, err := e.PutBlob(ctx, l, mb)
 		if err != nil {
 			return nil, err
 		}

@@ -8,5 +8,5 @@ source "$(dirname "${BASH_SOURCE[0]}")/../../hack/lib.sh"
 ensure_pkgs skopeo podman runc docker-registry
 cd "$(repo_root)"
 mkdir -p _out/bench
-CGO_ENABLED=0 go build -o _out/bench/berth ./cmd/berth
+CGO_ENABLED=0 go build -o _out/bench/ ./cmd/berth ./cmd/berth-imagetools
 go run ./bench/pullpush -berth _out/bench/berth "$@"

@@ -447,8 +447,9 @@ func berthBinary(t *testing.T) string {
 	if bin := os.Getenv("BERTH_BIN"); bin != "" {
 		return bin
 	}
-	bin := filepath.Join(t.TempDir(), "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/berth-dev/berth/cmd/berth").CombinedOutput(); err != nil {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "berth")
+	if out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/berth-dev/berth/cmd/berth", "github.com/berth-dev/berth/cmd/berth-imagetools").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin

@@ -16,7 +16,8 @@ import (
 	"time"
 
 	digest "github.com/opencontainers/go-digest"
-	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/build/backend"
 )
 
 // Cache keeps the result of each build step by its key, as one small JSON
@@ -29,18 +30,11 @@ type Cache struct {
 	dir string
 }
 
-// Layer is one layer of an image being built: its uncompressed digest
-// and its blob in the content store.
-type Layer struct {
-	DiffID digest.Digest      `json:"diffID"`
-	Blob   ocispec.Descriptor `json:"blob"`
-}
-
 // Record is the result of one step that may make a layer: the stack of
 // layers after it. (The configuration is not kept: it follows from the
 // instructions, which the keys cover.)
 type Record struct {
-	Layers []Layer `json:"layers"`
+	Layers []backend.Layer `json:"layers"`
 	// Created is when the step ran.
 	Created time.Time `json:"created"`
 }
@@ -107,8 +101,8 @@ func (c *Cache) MountDir(id string) (string, error) {
 
 // Roots lists the layers every record needs, each as the stack of diff
 // IDs up to it (so that the caller can derive chain IDs) and its blob.
-func (c *Cache) Roots(ctx context.Context) ([][]Layer, error) {
-	var out [][]Layer
+func (c *Cache) Roots(ctx context.Context) ([][]backend.Layer, error) {
+	var out [][]backend.Layer
 	err := c.walk(func(_ string, r *Record) error {
 		out = append(out, r.Layers)
 		return ctx.Err()

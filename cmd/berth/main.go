@@ -1,4 +1,8 @@
-// Command berth is the berth container engine's command line.
+// Command berth is the berth container engine's command line. It leaves
+// out the image tools (build, pull, push, login, logout, manifest,
+// registry), which it runs through berth-imagetools, so that the commands
+// that run containers start as fast as a Go program of their size can:
+// see cli.ImageToolsBinary.
 package main
 
 import (

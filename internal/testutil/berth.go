@@ -25,7 +25,9 @@ var berthBin struct {
 
 // BerthBin returns the path of the berth binary under test: $BERTH_BIN if it
 // is set, or else a binary built from ./cmd/berth, once per test binary, into
-// a temporary directory. It skips the test if the checkout has no cmd/berth.
+// a temporary directory, with berth-imagetools beside it (berth runs its
+// image tools through it). It skips the test if the checkout has no
+// cmd/berth.
 func BerthBin(t testing.TB) string {
 	t.Helper()
 	if p := os.Getenv(BerthBinEnv); p != "" {
@@ -47,11 +49,11 @@ func BerthBin(t testing.TB) string {
 		}
 		berthBin.dir = dir
 		bin := filepath.Join(dir, "berth")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/berth")
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/berth", "./cmd/berth-imagetools")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make builds it
 		if out, err := cmd.CombinedOutput(); err != nil {
-			berthBin.err = fmt.Errorf("go build ./cmd/berth: %w\n%s", err, out)
+			berthBin.err = fmt.Errorf("go build ./cmd/berth ./cmd/berth-imagetools: %w\n%s", err, out)
 			return
 		}
 		berthBin.path = bin

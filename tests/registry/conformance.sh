@@ -96,7 +96,7 @@ start() {
 	shift
 	if [[ -z $berth ]]; then
 		berth=$out/berth
-		(cd "$top" && CGO_ENABLED=0 go build -o "$berth" ./cmd/berth)
+		(cd "$top" && CGO_ENABLED=0 go build -o "$out/" ./cmd/berth ./cmd/berth-imagetools)
 	fi
 	local port
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||

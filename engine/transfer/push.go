@@ -1,4 +1,4 @@
-package engine
+package transfer
 
 import (
 	"context"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/archive"
 	"github.com/berth-dev/berth/content"
+	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/reference"
@@ -50,7 +51,7 @@ type PushResult struct {
 // repository of the same registry when one holds them, and the manifest
 // last. The manifest is sent exactly as stored, so the image keeps its
 // digest, which Push records as a RepoDigest.
-func (e *Engine) Push(ctx context.Context, ref string, opts PushOptions) ([]PushResult, error) {
+func Push(ctx context.Context, e *engine.Engine, ref string, opts PushOptions) ([]PushResult, error) {
 	client := opts.Remotes
 	if client == nil {
 		var err error
@@ -65,7 +66,7 @@ func (e *Engine) Push(ctx context.Context, ref string, opts PushOptions) ([]Push
 	if _, ok := r.Named.(reference.Digested); ok {
 		return nil, errdefs.InvalidArgument("push %s: cannot push a digest reference", ref)
 	}
-	db, err := e.images.Load(ctx)
+	db, err := e.ImageStore().Load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +94,7 @@ func (e *Engine) Push(ctx context.Context, ref string, opts PushOptions) ([]Push
 		if err != nil {
 			return out, err
 		}
-		res, err := e.pushOne(ctx, client, db, tr, jobs, syncProgress(opts.Progress))
+		res, err := pushOne(ctx, e, client, db, tr, jobs, syncProgress(opts.Progress))
 		if err != nil {
 			return out, fmt.Errorf("push %s: %w", tr, err)
 		}
@@ -102,14 +103,14 @@ func (e *Engine) Push(ctx context.Context, ref string, opts PushOptions) ([]Push
 	return out, nil
 }
 
-func (e *Engine) pushOne(ctx context.Context, client *remotes.Client, db *image.DB, r remotes.Ref, jobs int, progress ProgressFunc) (PushResult, error) {
+func pushOne(ctx context.Context, e *engine.Engine, client *remotes.Client, db *image.DB, r remotes.Ref, jobs int, progress ProgressFunc) (PushResult, error) {
 	res := PushResult{Ref: r.String()}
 	id, ok := db.Tags[r.Named.String()]
 	if !ok {
 		return res, errdefs.NotFound("An image does not exist locally with the tag: %s", r.Repository())
 	}
 	rec := db.Images[id]
-	raw, err := e.content.ReadAll(ctx, rec.Manifest.Digest, image.MaxManifestSize)
+	raw, err := e.ContentStore().ReadAll(ctx, rec.Manifest.Digest, image.MaxManifestSize)
 	if err != nil {
 		return res, fmt.Errorf("image %s: manifest: %w", id.Encoded()[:12], err)
 	}
@@ -121,7 +122,7 @@ func (e *Engine) pushOne(ctx context.Context, client *remotes.Client, db *image.
 		return res, errdefs.DataCorrupt("image %s: manifest lists %d layers, the image %d", id.Encoded()[:12], len(m.Layers), len(rec.DiffIDs))
 	}
 	domain := reference.Domain(r.Named)
-	mounts, scopes := e.mountSources(ctx, db, r.Named, m.Layers)
+	mounts, scopes := mountSources(ctx, e, db, r.Named, m.Layers)
 	progress(Progress{Status: "The push refers to repository [" + reference.TrimNamed(r.Named).String() + "]"})
 	repo, err := client.Open(ctx, domain, r.Named, remotes.Push, scopes...)
 	if err != nil {
@@ -138,13 +139,13 @@ func (e *Engine) pushOne(ctx context.Context, client *remotes.Client, db *image.
 	g.SetLimit(jobs)
 	for i, l := range m.Layers {
 		g.Go(func() error {
-			return e.pushBlob(gctx, repo, pusher, l, rec.DiffIDs[i], mounts[l.Digest], progress)
+			return pushBlob(gctx, e, repo, pusher, l, rec.DiffIDs[i], mounts[l.Digest], progress)
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return res, err
 	}
-	if err := e.pushBlob(ctx, repo, pusher, m.Config, "", nil, func(Progress) {}); err != nil {
+	if err := pushBlob(ctx, e, repo, pusher, m.Config, "", nil, func(Progress) {}); err != nil {
 		return res, fmt.Errorf("config: %w", err)
 	}
 	mt := m.MediaType
@@ -157,7 +158,7 @@ func (e *Engine) pushOne(ctx context.Context, client *remotes.Client, db *image.
 	}
 	res.Digest = rec.Manifest.Digest
 	res.Size = int64(len(raw))
-	err = e.images.Update(ctx, func(db *image.DB) error {
+	err = e.ImageStore().Update(ctx, func(db *image.DB) error {
 		if db.Images[id] != nil {
 			db.Digests[reference.TrimNamed(r.Named).String()+"@"+res.Digest.String()] = id
 		}
@@ -169,7 +170,7 @@ func (e *Engine) pushOne(ctx context.Context, client *remotes.Client, db *image.
 // mountSources finds, for each layer, another repository of the same
 // registry that a local image says holds it, and the pull scopes a
 // cross-repository mount from there needs.
-func (e *Engine) mountSources(ctx context.Context, db *image.DB, target reference.Named, layers []ocispec.Descriptor) (map[digest.Digest]reference.Named, []string) {
+func mountSources(ctx context.Context, e *engine.Engine, db *image.DB, target reference.Named, layers []ocispec.Descriptor) (map[digest.Digest]reference.Named, []string) {
 	want := map[digest.Digest]bool{}
 	for _, l := range layers {
 		want[l.Digest] = true
@@ -185,7 +186,7 @@ func (e *Engine) mountSources(ctx context.Context, db *image.DB, target referenc
 		if rec == nil {
 			continue
 		}
-		raw, err := e.content.ReadAll(ctx, rec.Manifest.Digest, image.MaxManifestSize)
+		raw, err := e.ContentStore().ReadAll(ctx, rec.Manifest.Digest, image.MaxManifestSize)
 		if err != nil {
 			continue
 		}
@@ -209,7 +210,7 @@ func (e *Engine) mountSources(ctx context.Context, db *image.DB, target referenc
 }
 
 // pushBlob sends one blob unless the registry has it.
-func (e *Engine) pushBlob(ctx context.Context, repo *remotes.Repo, pusher *remote.Pusher, d ocispec.Descriptor, diffID digest.Digest, mountFrom reference.Named, progress ProgressFunc) error {
+func pushBlob(ctx context.Context, e *engine.Engine, repo *remotes.Repo, pusher *remote.Pusher, d ocispec.Descriptor, diffID digest.Digest, mountFrom reference.Named, progress ProgressFunc) error {
 	id := d.Digest.Encoded()[:12]
 	ok, err := repo.BlobExists(ctx, d.Digest)
 	if err != nil {
@@ -219,10 +220,10 @@ func (e *Engine) pushBlob(ctx context.Context, repo *remotes.Repo, pusher *remot
 		progress(Progress{ID: id, Status: "Layer already exists"})
 		return nil
 	}
-	if _, err := e.content.Info(ctx, d.Digest); err != nil {
+	if _, err := e.ContentStore().Info(ctx, d.Digest); err != nil {
 		return fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
-	sl := &storeLayer{cs: e.content, desc: d, diffID: diffID, progress: func(n int64) {
+	sl := &storeLayer{cs: e.ContentStore(), desc: d, diffID: diffID, progress: func(n int64) {
 		progress(Progress{ID: id, Status: "Pushing", Current: n, Total: d.Size})
 	}}
 	var l v1.Layer = sl

@@ -1,4 +1,4 @@
-package engine
+package transfer
 
 import (
 	"archive/tar"
@@ -26,6 +26,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/testutil"
@@ -189,7 +190,7 @@ func TestPullFormats(t *testing.T) {
 			pushRaw(t, reg.Host, "formats", tag, img)
 			e := newEngine(t)
 			ref := reg.Host + "/formats:" + tag
-			res, err := e.Pull(ctx, ref, PullOptions{Remotes: client, Platform: "linux/amd64"})
+			res, err := Pull(ctx, e, ref, PullOptions{Remotes: client, Platform: "linux/amd64"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -213,7 +214,7 @@ func TestPullFormats(t *testing.T) {
 		putManifest(t, r, "v1", idx)
 		for _, arch := range []string{"amd64", "arm64"} {
 			e := newEngine(t)
-			res, err := e.Pull(ctx, reg.Host+"/multi:v1", PullOptions{Remotes: client, Platform: "linux/" + arch})
+			res, err := Pull(ctx, e, reg.Host+"/multi:v1", PullOptions{Remotes: client, Platform: "linux/" + arch})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -233,10 +234,10 @@ func TestPullFormats(t *testing.T) {
 	})
 }
 
-func checkUnpacked(t *testing.T, e *Engine, id digest.Digest) {
+func checkUnpacked(t *testing.T, e *engine.Engine, id digest.Digest) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := e.images.Load(ctx)
+	db, err := e.ImageStore().Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,11 +246,11 @@ func checkUnpacked(t *testing.T, e *Engine, id digest.Digest) {
 		t.Fatalf("image %s not recorded", id)
 	}
 	for _, c := range image.ChainIDs(rec.DiffIDs) {
-		if _, err := e.snaps.Stat(ctx, c); err != nil {
+		if _, err := e.Snapshotter().Stat(ctx, c); err != nil {
 			t.Fatalf("layer %s not unpacked: %v", c, err)
 		}
 	}
-	if _, err := e.content.Info(ctx, rec.Manifest.Digest); err != nil {
+	if _, err := e.ContentStore().Info(ctx, rec.Manifest.Digest); err != nil {
 		t.Fatalf("manifest not stored: %v", err)
 	}
 }
@@ -403,7 +404,7 @@ func TestPullBadInput(t *testing.T) {
 			e := newEngine(t)
 			importBusybox(t, e, "busybox:keep")
 			before := testutil.StoreListing(t, e.Root())
-			_, err := e.Pull(ctx, tc.ref, PullOptions{Remotes: tc.client, Platform: tc.platform})
+			_, err := Pull(ctx, e, tc.ref, PullOptions{Remotes: tc.client, Platform: tc.platform})
 			if err == nil {
 				t.Fatal("pull succeeded")
 			}
@@ -423,7 +424,7 @@ func TestPullBadInput(t *testing.T) {
 
 	// The same fake registry serves a good image.
 	e := newEngine(t)
-	if _, err := e.Pull(ctx, fakeHost+"/app:ok", PullOptions{Remotes: testClient(t, nil)}); err != nil {
+	if _, err := Pull(ctx, e, fakeHost+"/app:ok", PullOptions{Remotes: testClient(t, nil)}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -439,7 +440,7 @@ func TestPullResume(t *testing.T) {
 		fake.add("v1", img)
 		host := startFake(t, fake)
 		e := newEngine(t)
-		if _, err := e.Pull(ctx, host+"/app:v1", PullOptions{Remotes: testClient(t, nil)}); err != nil {
+		if _, err := Pull(ctx, e, host+"/app:v1", PullOptions{Remotes: testClient(t, nil)}); err != nil {
 			t.Fatal(err)
 		}
 		if len(fake.ranges) != 1 {
@@ -456,10 +457,10 @@ func TestPullResume(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.Pull(ctx, host+"/app:v1", PullOptions{Remotes: once}); err == nil {
+		if _, err := Pull(ctx, e, host+"/app:v1", PullOptions{Remotes: once}); err == nil {
 			t.Fatal("pull with a connection cut and no retry succeeded")
 		}
-		if _, err := e.Pull(ctx, host+"/app:v1", PullOptions{Remotes: once}); err != nil {
+		if _, err := Pull(ctx, e, host+"/app:v1", PullOptions{Remotes: once}); err != nil {
 			t.Fatal(err)
 		}
 		if len(fake.ranges) != 1 || fake.ranges[0] == "bytes=0-" {

@@ -1,4 +1,4 @@
-package engine
+package transfer
 
 import (
 	"context"
@@ -63,7 +63,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	ct := &countingTransport{inner: http.DefaultTransport}
 	client := testClient(t, ct)
 	var events []Progress
-	pushed, err := src.Push(ctx, ref, PushOptions{Remotes: client, Progress: func(p Progress) { events = append(events, p) }})
+	pushed, err := Push(ctx, src, ref, PushOptions{Remotes: client, Progress: func(p Progress) { events = append(events, p) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 
 	ct2 := &countingTransport{inner: http.DefaultTransport}
 	events = nil
-	if _, err := src.Push(ctx, ref, PushOptions{Remotes: testClient(t, ct2), Progress: func(p Progress) { events = append(events, p) }}); err != nil {
+	if _, err := Push(ctx, src, ref, PushOptions{Remotes: testClient(t, ct2), Progress: func(p Progress) { events = append(events, p) }}); err != nil {
 		t.Fatal(err)
 	}
 	if up, _ := ct2.counts(); up != 0 {
@@ -92,7 +92,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	}
 
 	dst := newEngine(t)
-	res, err := dst.Pull(ctx, ref, PullOptions{Remotes: testClient(t, http.DefaultTransport)})
+	res, err := Pull(ctx, dst, ref, PullOptions{Remotes: testClient(t, http.DefaultTransport)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,19 +106,19 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if !slices.Equal(got.RootFS.Layers, ins.RootFS.Layers) || !slices.Equal(got.RepoDigests, []string{wantDigest}) || !slices.Equal(got.RepoTags, []string{ref}) {
 		t.Fatalf("pulled image: tags %v digests %v layers %v; want %v %v %v", got.RepoTags, got.RepoDigests, got.RootFS.Layers, []string{ref}, []string{wantDigest}, ins.RootFS.Layers)
 	}
-	db, err := dst.images.Load(ctx)
+	db, err := dst.ImageStore().Load(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range chainIDsOf(db.Images[id].DiffIDs) {
-		if _, err := dst.snaps.Stat(ctx, c); err != nil {
+		if _, err := dst.Snapshotter().Stat(ctx, c); err != nil {
 			t.Fatalf("layer %s not unpacked: %v", c, err)
 		}
 	}
 
 	// Again: nothing to fetch.
 	ct3 := &countingTransport{inner: http.DefaultTransport}
-	res, err = dst.Pull(ctx, ref, PullOptions{Remotes: testClient(t, ct3)})
+	res, err = Pull(ctx, dst, ref, PullOptions{Remotes: testClient(t, ct3)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 
 	// By digest, into a third store.
 	third := newEngine(t)
-	res, err = third.Pull(ctx, wantDigest, PullOptions{Remotes: testClient(t, nil)})
+	res, err = Pull(ctx, third, wantDigest, PullOptions{Remotes: testClient(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

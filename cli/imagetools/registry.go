@@ -1,4 +1,4 @@
-package cli
+package imagetools
 
 import (
 	"encoding/json"
@@ -11,16 +11,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cli"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/registry"
 )
 
 // newRegistryCmd is `berth registry`: berth's own OCI registry.
-func newRegistryCmd(a *app) *cobra.Command {
+func newRegistryCmd(a *cli.App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "registry COMMAND",
 		Short: "Run berth's own OCI distribution registry",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 	}
 	cmd.AddCommand(newRegistryServeCmd(a), newRegistryGCCmd(a))
 	return cmd
@@ -38,7 +39,7 @@ type registryFlags struct {
 	proxyTTL                                time.Duration
 }
 
-func (f *registryFlags) load(cmd *cobra.Command, a *app) (registry.Config, error) {
+func (f *registryFlags) load(cmd *cobra.Command, a *cli.App) (registry.Config, error) {
 	var cfg registry.Config
 	if f.config != "" {
 		c, err := registry.LoadConfig(f.config)
@@ -81,7 +82,7 @@ func (f *registryFlags) load(cmd *cobra.Command, a *app) (registry.Config, error
 		}
 	}
 	if cfg.Root == "" {
-		cfg.Root = filepath.Join(a.root, "registry")
+		cfg.Root = filepath.Join(a.Root(), "registry")
 	}
 	return cfg, nil
 }
@@ -108,12 +109,12 @@ func (f *registryFlags) register(cmd *cobra.Command, serve bool) {
 	fl.DurationVar(&f.proxyTTL, "proxy-tag-ttl", 0, "Serve a cached tag this long before asking its upstream again (default 1m)")
 }
 
-func newRegistryServeCmd(a *app) *cobra.Command {
+func newRegistryServeCmd(a *cli.App) *cobra.Command {
 	var f registryFlags
 	cmd := &cobra.Command{
 		Use:   "serve [OPTIONS]",
 		Short: "Serve the OCI distribution API until interrupted",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.load(cmd, a)
 			if err != nil {
@@ -134,13 +135,13 @@ func newRegistryServeCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func newRegistryGCCmd(a *app) *cobra.Command {
+func newRegistryGCCmd(a *cli.App) *cobra.Command {
 	var f registryFlags
 	var dryRun bool
 	cmd := &cobra.Command{
 		Use:   "gc [OPTIONS]",
 		Short: "Remove unreferenced blobs and untagged manifests (safe while the registry serves)",
-		Args:  noArgs,
+		Args:  cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := f.load(cmd, a)
 			if err != nil {

@@ -1,4 +1,4 @@
-package engine
+package transfer
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/archive"
+	"github.com/berth-dev/berth/engine"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/internal/lease"
@@ -80,7 +81,7 @@ type PullResult struct {
 // skipped; a download cut short is kept and resumed on the next try. On
 // any error no image is added or retagged, and every error names the
 // reference.
-func (e *Engine) Pull(ctx context.Context, ref string, opts PullOptions) ([]PullResult, error) {
+func Pull(ctx context.Context, e *engine.Engine, ref string, opts PullOptions) ([]PullResult, error) {
 	client := opts.Remotes
 	if client == nil {
 		var err error
@@ -175,7 +176,7 @@ func platformString(p ocispec.Platform) string {
 
 // puller is one Pull in progress.
 type puller struct {
-	e                *Engine
+	e                *engine.Engine
 	client           *remotes.Client
 	platform         ocispec.Platform
 	explicitPlatform bool
@@ -226,11 +227,11 @@ func (p *puller) pull(ctx context.Context, r remotes.Ref) (res PullResult, err e
 		return res, err
 	}
 
-	l, err := lease.New(p.e.leaseDir())
+	l, err := p.e.NewLease()
 	if err != nil {
 		return res, err
 	}
-	defer p.e.finish(ctx, l, &err)
+	defer p.e.EndLease(ctx, l, &err)
 
 	if err := l.AddBlobs(mdesc.Digest, m.Config.Digest); err != nil {
 		return res, err
@@ -255,7 +256,7 @@ func (p *puller) pull(ctx context.Context, r remotes.Ref) (res PullResult, err e
 	if err != nil {
 		return res, err
 	}
-	if _, err := p.e.putBlob(ctx, l, mdesc.raw); err != nil {
+	if _, err := p.e.PutBlob(ctx, l, mdesc.raw); err != nil {
 		return res, err
 	}
 	rec := &image.Record{
@@ -269,7 +270,7 @@ func (p *puller) pull(ctx context.Context, r remotes.Ref) (res PullResult, err e
 		rec.Created = *cfg.Created
 	}
 	res.ID = rec.ID
-	err = p.e.images.Update(ctx, func(db *image.DB) error {
+	err = p.e.ImageStore().Update(ctx, func(db *image.DB) error {
 		if old := db.Images[rec.ID]; old != nil {
 			res.UpToDate = !fresh && old.Manifest.Digest == rec.Manifest.Digest
 			rec.Added = old.Added
@@ -397,7 +398,7 @@ func (p *puller) fetchSmall(ctx context.Context, repo *remotes.Repo, d ocispec.D
 	if d.Size > limit {
 		return nil, errdefs.InvalidArgument("blob %s is larger than %d bytes", d.Digest, limit)
 	}
-	if b, err := p.e.content.ReadAll(ctx, d.Digest, limit); err == nil {
+	if b, err := p.e.ContentStore().ReadAll(ctx, d.Digest, limit); err == nil {
 		return b, nil
 	}
 	rc, err := repo.FetchBlob(ctx, d.Digest, d.Size, 0)
@@ -405,10 +406,10 @@ func (p *puller) fetchSmall(ctx context.Context, repo *remotes.Repo, d ocispec.D
 		return nil, err
 	}
 	defer rc.Close()
-	if _, err := p.e.content.Ingest(ctx, io.LimitReader(rc, limit+1), d.Digest); err != nil {
+	if _, err := p.e.ContentStore().Ingest(ctx, io.LimitReader(rc, limit+1), d.Digest); err != nil {
 		return nil, err
 	}
-	return p.e.content.ReadAll(ctx, d.Digest, limit)
+	return p.e.ContentStore().ReadAll(ctx, d.Digest, limit)
 }
 
 // layerJob is one layer of a pull.
@@ -449,7 +450,7 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 	if err := l.AddBlobs(blobs...); err != nil {
 		return 0, false, err
 	}
-	overlay := p.e.snaps.WhiteoutMode() == archive.WhiteoutOverlay
+	overlay := p.e.Snapshotter().WhiteoutMode() == archive.WhiteoutOverlay
 	jobs := make([]*layerJob, len(descs))
 	fresh := false
 	for i, d := range descs {
@@ -457,9 +458,9 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 		if i > 0 {
 			j.parent = chains[i-1]
 		}
-		_, err := p.e.snaps.Stat(ctx, j.chain)
+		_, err := p.e.Snapshotter().Stat(ctx, j.chain)
 		j.unpack = err != nil
-		_, err = p.e.content.Info(ctx, d.Digest)
+		_, err = p.e.ContentStore().Info(ctx, d.Digest)
 		j.haveBlob = err == nil
 		if j.unpack || !j.haveBlob {
 			fresh = true
@@ -472,7 +473,7 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 	if !fresh {
 		var size int64
 		for _, j := range jobs {
-			info, err := p.e.snaps.Stat(ctx, j.chain)
+			info, err := p.e.Snapshotter().Stat(ctx, j.chain)
 			if err != nil {
 				return 0, false, err
 			}
@@ -480,7 +481,7 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 		}
 		return size, false, nil
 	}
-	tmpRoot := filepath.Join(p.e.root, "pull")
+	tmpRoot := filepath.Join(p.e.Root(), "pull")
 	if overlay {
 		if err := os.MkdirAll(tmpRoot, 0o700); err != nil {
 			return 0, false, fmt.Errorf("pull: %w", err)
@@ -539,7 +540,7 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 			}
 			p.progress(Progress{ID: j.id, Status: "Pull complete"})
 		}
-		info, err := p.e.snaps.Stat(ctx, j.chain)
+		info, err := p.e.Snapshotter().Stat(ctx, j.chain)
 		if err != nil {
 			return 0, false, err
 		}
@@ -551,17 +552,17 @@ func (p *puller) layers(ctx context.Context, l *lease.Lease, repo *remotes.Repo,
 // publish makes the snapshot of a layer a worker prepared.
 func (p *puller) publish(ctx context.Context, l *lease.Lease, j *layerJob, overlay bool) error {
 	if !overlay {
-		path, err := p.e.content.BlobPath(j.desc.Digest)
+		path, err := p.e.ContentStore().BlobPath(j.desc.Digest)
 		if err != nil {
 			return err
 		}
-		_, _, err = p.e.unpackLayer(ctx, l, j.parent, j.diffID, path)
+		_, _, err = p.e.UnpackLayer(ctx, l, j.parent, j.diffID, path)
 		return err
 	}
 	if j.dir == "" {
 		return nil // another process published it while we worked
 	}
-	_, err := p.e.snaps.CreateLayer(ctx, j.chain, j.parent, func(dir string) error {
+	_, err := p.e.Snapshotter().CreateLayer(ctx, j.chain, j.parent, func(dir string) error {
 		// dir is the empty directory the layer's files belong in: put the
 		// unpacked tree there: rename(2) replaces an empty directory (which
 		// os.Rename refuses to).
@@ -587,7 +588,7 @@ func (p *puller) fetchLayer(ctx context.Context, repo *remotes.Repo, j *layerJob
 	unpack := overlay && j.unpack
 	var fsDir string
 	if unpack {
-		if _, err := p.e.snaps.Stat(ctx, j.chain); err == nil {
+		if _, err := p.e.Snapshotter().Stat(ctx, j.chain); err == nil {
 			j.unpack = false // published meanwhile by another process
 			unpack = false
 		} else {
@@ -606,7 +607,7 @@ func (p *puller) fetchLayer(ctx context.Context, repo *remotes.Repo, j *layerJob
 		if !unpack {
 			return nil
 		}
-		f, err := p.e.content.Open(ctx, j.desc.Digest)
+		f, err := p.e.ContentStore().Open(ctx, j.desc.Digest)
 		if err != nil {
 			return err
 		}
@@ -614,7 +615,7 @@ func (p *puller) fetchLayer(ctx context.Context, repo *remotes.Repo, j *layerJob
 		return p.apply(ctx, j, fsDir, f)
 	}
 
-	w, err := p.e.content.Writer(ctx)
+	w, err := p.e.ContentStore().Writer(ctx)
 	if err != nil {
 		return err
 	}
@@ -695,7 +696,7 @@ func (p *puller) applyStream(ctx context.Context, j *layerJob, dir string, r io.
 // partialPath is where the bytes of an interrupted download of d wait for
 // the next try.
 func (p *puller) partialPath(d digest.Digest) string {
-	return filepath.Join(p.e.root, "pull", "partial-"+d.Encoded())
+	return filepath.Join(p.e.Root(), "pull", "partial-"+d.Encoded())
 }
 
 // keepPartial keeps what a writer received (a hard link: the writer's file

@@ -1,4 +1,4 @@
-package cli
+package imagetools
 
 import (
 	"bufio"
@@ -16,22 +16,23 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 	"golang.org/x/term"
 
-	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/cli"
+	"github.com/berth-dev/berth/engine/transfer"
 	"github.com/berth-dev/berth/errdefs"
 	"github.com/berth-dev/berth/image"
 	"github.com/berth-dev/berth/remotes"
 )
 
-func newPullCmd(a *app) *cobra.Command {
+func newPullCmd(a *cli.App) *cobra.Command {
 	var all, quiet bool
 	var platform string
 	c := &cobra.Command{
 		Use:   "pull [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Download an image from a registry",
-		Args:  exactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			e, err := a.engine(ctx)
+			e, err := a.Engine(ctx)
 			if err != nil {
 				return err
 			}
@@ -40,7 +41,7 @@ func newPullCmd(a *app) *cobra.Command {
 				return err
 			}
 			pr := newProgressPrinter(a.Out, quiet, true)
-			res, err := e.Pull(ctx, args[0], engine.PullOptions{Remotes: client, Platform: platform, AllTags: all, Progress: pr.update})
+			res, err := transfer.Pull(ctx, e, args[0], transfer.PullOptions{Remotes: client, Platform: platform, AllTags: all, Progress: pr.update})
 			pr.finish()
 			if err != nil {
 				return err
@@ -76,15 +77,15 @@ func newPullCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newPushCmd(a *app) *cobra.Command {
+func newPushCmd(a *cli.App) *cobra.Command {
 	var all, quiet bool
 	c := &cobra.Command{
 		Use:   "push [OPTIONS] NAME[:TAG]",
 		Short: "Upload an image to a registry",
-		Args:  exactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			e, err := a.engine(ctx)
+			e, err := a.Engine(ctx)
 			if err != nil {
 				return err
 			}
@@ -93,7 +94,7 @@ func newPushCmd(a *app) *cobra.Command {
 				return err
 			}
 			pr := newProgressPrinter(a.Out, quiet, false)
-			res, err := e.Push(ctx, args[0], engine.PushOptions{Remotes: client, AllTags: all, Progress: pr.update})
+			res, err := transfer.Push(ctx, e, args[0], transfer.PushOptions{Remotes: client, AllTags: all, Progress: pr.update})
 			pr.finish()
 			if err != nil {
 				return err
@@ -119,7 +120,7 @@ func newPushCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newLoginCmd(a *app) *cobra.Command {
+func newLoginCmd(a *cli.App) *cobra.Command {
 	var user, pass string
 	var passStdin bool
 	c := &cobra.Command{
@@ -188,7 +189,7 @@ func newLoginCmd(a *app) *cobra.Command {
 	return c
 }
 
-func newLogoutCmd(a *app) *cobra.Command {
+func newLogoutCmd(a *cli.App) *cobra.Command {
 	return &cobra.Command{
 		Use:   "logout [SERVER]",
 		Short: "Log out from a registry",
@@ -225,20 +226,20 @@ func registryArg(s string) string {
 	return s
 }
 
-func newManifestCmd(a *app) *cobra.Command {
-	c := &cobra.Command{Use: "manifest COMMAND", Short: "Inspect image manifests and manifest lists", Args: noArgs,
+func newManifestCmd(a *cli.App) *cobra.Command {
+	c := &cobra.Command{Use: "manifest COMMAND", Short: "Inspect image manifests and manifest lists", Args: cli.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
 	var verbose bool
 	inspect := &cobra.Command{
 		Use:   "inspect [OPTIONS] NAME[:TAG|@DIGEST]",
 		Short: "Display an image manifest, or manifest list",
-		Args:  exactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, err := remotes.New(remotes.Options{})
 			if err != nil {
 				return err
 			}
-			m, err := engine.InspectManifest(cmd.Context(), client, args[0])
+			m, err := transfer.InspectManifest(cmd.Context(), client, args[0])
 			if err != nil {
 				return err
 			}
@@ -293,7 +294,7 @@ func newProgressPrinter(out io.Writer, quiet, pull bool) *progressPrinter {
 	return pp
 }
 
-func (pp *progressPrinter) update(p engine.Progress) {
+func (pp *progressPrinter) update(p transfer.Progress) {
 	if pp.quiet {
 		return
 	}

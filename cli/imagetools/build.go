@@ -1,4 +1,4 @@
-package cli
+package imagetools
 
 import (
 	"bufio"
@@ -19,15 +19,15 @@ import (
 
 	"github.com/berth-dev/berth/archive"
 	"github.com/berth-dev/berth/build"
-	"github.com/berth-dev/berth/cli/format"
-	"github.com/berth-dev/berth/engine"
+	"github.com/berth-dev/berth/cli"
+	"github.com/berth-dev/berth/engine/builder"
 	"github.com/berth-dev/berth/errdefs"
 )
 
 // ExitBuildFailed is docker build's status for a build that failed.
 const ExitBuildFailed = 1
 
-func newBuildCmd(a *app) *cobra.Command {
+func newBuildCmd(a *cli.App) *cobra.Command {
 	var (
 		tags, buildArgs, labels, secrets []string
 		file, target, iidfile, progress  string
@@ -38,7 +38,7 @@ func newBuildCmd(a *app) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "build [OPTIONS] PATH | -",
 		Short: "Build an image from a Dockerfile",
-		Args:  exactArgs(1),
+		Args:  cli.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch progress {
 			case "auto", "plain", "tty", "quiet", "rawjson":
@@ -50,7 +50,7 @@ func newBuildCmd(a *app) *cobra.Command {
 					return err
 				}
 			}
-			opts := engine.BuildOptions{Tags: tags, Target: target, NoCache: noCache, Pull: pull, BuildArgs: map[string]string{}, Labels: map[string]string{}, Secrets: map[string]string{}}
+			opts := build.Options{Tags: tags, Target: target, NoCache: noCache, Pull: pull, BuildArgs: map[string]string{}, Labels: map[string]string{}, Secrets: map[string]string{}}
 			if len(outputs) > 1 {
 				return errdefs.InvalidArgument("--output: one output only")
 			}
@@ -103,7 +103,7 @@ func newBuildCmd(a *app) *cobra.Command {
 				t := time.Unix(n, 0).UTC()
 				opts.Epoch = &t
 			}
-			cleanup, err := a.buildInputs(cmd.Context(), args[0], file, &opts)
+			cleanup, err := buildInputs(cmd.Context(), a, args[0], file, &opts)
 			defer cleanup()
 			if err != nil {
 				return err
@@ -118,14 +118,14 @@ func newBuildCmd(a *app) *cobra.Command {
 					opts.TTY = ok && term.IsTerminal(int(f.Fd()))
 				}
 			}
-			e, err := a.engine(cmd.Context())
+			e, err := a.Engine(cmd.Context())
 			if err != nil {
 				return err
 			}
-			res, err := e.Build(cmd.Context(), opts)
+			res, err := builder.Build(cmd.Context(), e, opts)
 			if err != nil {
 				fmt.Fprintf(a.Err, "ERROR: failed to solve: %s\n", strings.TrimSpace(err.Error()))
-				return exitError{ExitBuildFailed}
+				return cli.ExitStatus(ExitBuildFailed)
 			}
 			if iidfile != "" {
 				if err := os.WriteFile(iidfile, []byte(res.ID.String()), 0o644); err != nil {
@@ -228,7 +228,7 @@ func parseSecret(s string) (id, src string, err error) {
 // buildInputs reads the context (a directory, or a tar or Dockerfile on
 // stdin), the Dockerfile and the .dockerignore into opts. cleanup removes
 // what it unpacked.
-func (a *app) buildInputs(ctx context.Context, ctxArg, file string, opts *engine.BuildOptions) (func(), error) {
+func buildInputs(ctx context.Context, a *cli.App, ctxArg, file string, opts *build.Options) (func(), error) {
 	cleanup := func() {}
 	switch {
 	case ctxArg == "-":
@@ -317,30 +317,4 @@ func (a *app) buildInputs(ctx context.Context, ctxArg, file string, opts *engine
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-func newBuilderCmd(a *app) *cobra.Command {
-	c := &cobra.Command{Use: "builder", Short: "Manage builds", Args: noArgs, RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() }}
-	var force, all bool
-	prune := &cobra.Command{
-		Use:   "prune [OPTIONS]",
-		Short: "Remove build cache",
-		Args:  noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := a.engine(cmd.Context())
-			if err != nil {
-				return err
-			}
-			n, reclaimed, err := e.PruneBuildCache(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.Out, "Deleted build cache objects: %d\nTotal:\t%s\n", n, format.Size(reclaimed))
-			return nil
-		},
-	}
-	prune.Flags().BoolVarP(&force, "force", "f", false, "Do not prompt for confirmation")
-	prune.Flags().BoolVarP(&all, "all", "a", false, "Remove all unused build cache, not just dangling ones")
-	c.AddCommand(prune)
-	return c
 }
