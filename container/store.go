@@ -32,6 +32,10 @@ func OpenStore(dir string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "names"), 0o700); err != nil {
 		return nil, fmt.Errorf("open container store: %w", err)
 	}
+	// Each container's directory in a block group of its own choosing.
+	if err := fsutil.SpreadSubdirs(dir); err != nil {
+		return nil, fmt.Errorf("open container store: %w", err)
+	}
 	return &Store{dir: dir}, nil
 }
 

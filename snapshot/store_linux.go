@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-dev/berth/archive"
 	"github.com/berth-dev/berth/errdefs"
+	"github.com/berth-dev/berth/internal/fsutil"
 )
 
 // The layout of a driver's directory:
@@ -79,6 +80,11 @@ func newStore(root string, d driver) (*store, error) {
 		if err := os.MkdirAll(filepath.Join(root, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("snapshot store %s: %w", root, err)
 		}
+	}
+	// Layers and writable layers are made in tmp/: each in a block group
+	// of its own choosing, with the files of its overlay mount.
+	if err := fsutil.SpreadSubdirs(filepath.Join(root, "tmp")); err != nil {
+		return nil, fmt.Errorf("snapshot store %s: %w", root, err)
 	}
 	return s, nil
 }
