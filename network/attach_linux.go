@@ -794,6 +794,7 @@ func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, de
 	if err := os.Remove(m.endpointFile(n.ID, ep.ContainerID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("detach from %s: %w", n.Name, err)
 	}
+	bumpGeneration(m.endpointDir(n.ID))
 	m.mark("net: release record")
 	if !n.DNS() {
 		return nil

@@ -114,6 +114,16 @@ func readEndpoints(dir string) ([]*Endpoint, error) {
 type EndpointCache struct {
 	mu sync.Mutex
 	m  map[string]cachedEndpoint
+	// lists are whole directories read, by directory, with the generation
+	// (see generationFile) they were read at: while it stays the same,
+	// reading the directory again costs a read of that file, not a stat
+	// of every record.
+	lists map[string]cachedList
+}
+
+type cachedList struct {
+	gen string
+	eps []*Endpoint
 }
 
 type cachedEndpoint struct {
@@ -125,7 +135,67 @@ type cachedEndpoint struct {
 
 // NewEndpointCache returns an empty cache.
 func NewEndpointCache() *EndpointCache {
-	return &EndpointCache{m: map[string]cachedEndpoint{}}
+	return &EndpointCache{m: map[string]cachedEndpoint{}, lists: map[string]cachedList{}}
+}
+
+// generationFile, in a directory of endpoint records, changes whenever a
+// record of the directory is written or removed (after the change, under
+// the network lock): a random epoch chosen when the file is made, and a
+// count. A directory without it (removed and made again, or written by a
+// berth that did not keep it) is read record by record.
+const generationFile = ".generation"
+
+// generation reads the generation of the records in dir, "" if unknown.
+// The directory's change time is part of it: a berth that does not keep
+// the file still changes that when it adds or removes a record (if not
+// within the clock's tick that the generation alone covers).
+func generation(dir string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return ""
+	}
+	b, err := os.ReadFile(filepath.Join(dir, generationFile))
+	if err != nil || len(b) != generationLen {
+		return ""
+	}
+	return fmt.Sprintf("%s %d.%d %d", b[:generationLen-1], st.Ctim.Sec, st.Ctim.Nsec, st.Ino)
+}
+
+const generationLen = 16 + 1 + 20 + 1
+
+// bumpGeneration records that a record of dir changed. It overwrites the
+// file in place (one fixed width), so that the records' directory never
+// changes for it; a reader that sees it torn sees an unknown generation.
+func bumpGeneration(dir string) {
+	p := filepath.Join(dir, generationFile)
+	var epoch string
+	var n uint64
+	if b, err := os.ReadFile(p); err == nil && len(b) == generationLen {
+		if _, err := fmt.Sscanf(string(b), "%16s %d", &epoch, &n); err != nil {
+			epoch = ""
+		}
+	}
+	if len(epoch) != 16 {
+		epoch = newID()[:16]
+		n = 0
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	f.WriteAt([]byte(fmt.Sprintf("%s %020d\n", epoch, n+1)), 0)
+}
+
+// cloneEndpoints copies eps deeply enough for a caller to change them.
+func cloneEndpoints(eps []*Endpoint) []*Endpoint {
+	out := make([]*Endpoint, len(eps))
+	for i, ep := range eps {
+		e := *ep
+		e.Aliases, e.Ports, e.DNS = slices.Clone(e.Aliases), slices.Clone(e.Ports), slices.Clone(e.DNS)
+		out[i] = &e
+	}
+	return out
 }
 
 // get returns a copy of the record at path if the file is the one cached.
@@ -161,6 +231,32 @@ func (c *EndpointCache) forgetGone(dir string, present map[string]bool) {
 }
 
 func (c *EndpointCache) read(dir string) ([]*Endpoint, error) {
+	var gen string
+	if c != nil {
+		if gen = generation(dir); gen != "" {
+			c.mu.Lock()
+			l, ok := c.lists[dir]
+			c.mu.Unlock()
+			if ok && l.gen == gen {
+				return cloneEndpoints(l.eps), nil
+			}
+		}
+	}
+	eps, err := c.readDir(dir)
+	if err == nil && c != nil {
+		c.mu.Lock()
+		if gen != "" {
+			c.lists[dir] = cachedList{gen: gen, eps: cloneEndpoints(eps)}
+		} else {
+			delete(c.lists, dir)
+		}
+		c.mu.Unlock()
+	}
+	return eps, err
+}
+
+// readDir reads every record of dir, through the cache of records.
+func (c *EndpointCache) readDir(dir string) ([]*Endpoint, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -231,6 +327,7 @@ func (m *Manager) writeEndpoint(e *Endpoint) error {
 	if err := writeFileNoSync(m.endpointFile(e.NetworkID, e.ContainerID), b, 0o600); err != nil {
 		return fmt.Errorf("write endpoint: %w", err)
 	}
+	bumpGeneration(dir)
 	// The hint spreads allocations: the next address starts after this one.
 	writeHint(filepath.Join(m.stateDir(e.NetworkID), "last"), e.IP.String())
 	return nil

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -58,4 +59,71 @@ func TestEndpointCache(t *testing.T) {
 	if n := len(c.m); n != 2 {
 		t.Errorf("the cache holds %d records after b went, want 2", n)
 	}
+}
+
+// TestEndpointGeneration: a directory whose writers keep its generation
+// file is read whole from the cache while the generation stays (a record
+// changed behind its back is not seen: the cache was used), and afresh
+// once a writer bumps it, or once the file is gone.
+func TestEndpointGeneration(t *testing.T) {
+	dir := t.TempDir()
+	write := func(id, ip string, bump bool) {
+		t.Helper()
+		b, err := json.Marshal(Endpoint{ContainerID: id, IP: netip.MustParseAddr(ip)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := writeFileNoSync(filepath.Join(dir, id+".json"), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if bump {
+			bumpGeneration(dir)
+		}
+	}
+	c := NewEndpointCache()
+	check := func(step string, want ...string) {
+		t.Helper()
+		got, err := c.read(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ips []string
+		for _, e := range got {
+			ips = append(ips, e.ContainerID+"="+e.IP.String())
+		}
+		slices.Sort(ips)
+		if !slices.Equal(ips, want) {
+			t.Errorf("%s: read %q, want %q", step, ips, want)
+		}
+	}
+	write("a", "10.0.0.2", true)
+	write("b", "10.0.0.3", true)
+	g := generation(dir)
+	if g == "" {
+		t.Fatal("no generation after two writes")
+	}
+	check("first read", "a=10.0.0.2", "b=10.0.0.3")
+	// Rewritten in place, same size, no bump: only the cache can answer
+	// with the old address.
+	b, _ := json.Marshal(Endpoint{ContainerID: "a", IP: netip.MustParseAddr("10.0.0.7")})
+	if err := os.WriteFile(filepath.Join(dir, "a.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if generation(dir) != g {
+		t.Fatal("the generation changed with no bump and no new entry")
+	}
+	check("same generation", "a=10.0.0.2", "b=10.0.0.3")
+	bumpGeneration(dir)
+	check("bumped", "a=10.0.0.7", "b=10.0.0.3")
+	os.Remove(filepath.Join(dir, "b.json"))
+	bumpGeneration(dir)
+	check("removed and bumped", "a=10.0.0.7")
+	write("c", "10.0.0.4", true)
+	check("added", "a=10.0.0.7", "c=10.0.0.4")
+	os.Remove(filepath.Join(dir, generationFile))
+	b, _ = json.Marshal(Endpoint{ContainerID: "a", IP: netip.MustParseAddr("10.0.0.8")})
+	if err := os.WriteFile(filepath.Join(dir, "a.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("no generation file", "a=10.0.0.8", "c=10.0.0.4")
 }
