@@ -791,10 +791,14 @@ func (m *Manager) detachLocked(ctx context.Context, n *Network, ep *Endpoint, de
 		return err
 	}
 	m.mark("net: release veth")
+	dir := m.endpointDir(n.ID)
+	before := m.opts.Endpoints.current(dir)
 	if err := os.Remove(m.endpointFile(n.ID, ep.ContainerID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		m.opts.Endpoints.forget(dir)
 		return fmt.Errorf("detach from %s: %w", n.Name, err)
 	}
-	bumpGeneration(m.endpointDir(n.ID))
+	bumpGeneration(dir)
+	m.opts.Endpoints.changed(dir, before, ep.ContainerID, nil)
 	m.mark("net: release record")
 	if !n.DNS() {
 		return nil

@@ -187,6 +187,71 @@ func bumpGeneration(dir string) {
 	f.WriteAt([]byte(fmt.Sprintf("%s %020d\n", epoch, n+1)), 0)
 }
 
+// current returns the generation of dir if the cache holds its records
+// as of it, "" otherwise.
+func (c *EndpointCache) current(dir string) string {
+	if c == nil {
+		return ""
+	}
+	gen := generation(dir)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if l, ok := c.lists[dir]; ok && gen != "" && l.gen == gen {
+		return gen
+	}
+	return ""
+}
+
+// nextGeneration reports whether after is the generation that follows
+// before: one bump, by this process's change, and no other in between.
+func nextGeneration(before, after string) bool {
+	var e1, e2 string
+	var n1, n2 uint64
+	if _, err := fmt.Sscanf(before, "%16s %d", &e1, &n1); err != nil {
+		return false
+	}
+	if _, err := fmt.Sscanf(after, "%16s %d", &e2, &n2); err != nil {
+		return false
+	}
+	return e1 == e2 && n2 == n1+1
+}
+
+// forget drops the cached list of dir.
+func (c *EndpointCache) forget(dir string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	delete(c.lists, dir)
+	c.mu.Unlock()
+}
+
+// changed brings the cached list of dir up to date with a change this
+// process made under the network lock: the record of containerID is now
+// ep (nil: removed). before is what current returned ahead of the change:
+// the list was current then, and nobody else changed the directory since
+// (the lock), so the list with the change is current at the generation
+// now. Without a current list, the next read reads the directory.
+func (c *EndpointCache) changed(dir, before, containerID string, ep *Endpoint) {
+	if c == nil {
+		return
+	}
+	after := generation(dir)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.lists[dir]
+	if !ok || before == "" || l.gen != before || !nextGeneration(before, after) {
+		delete(c.lists, dir)
+		return
+	}
+	eps := slices.DeleteFunc(l.eps, func(e *Endpoint) bool { return e.ContainerID == containerID })
+	if ep != nil {
+		eps = append(eps, cloneEndpoints([]*Endpoint{ep})[0])
+		slices.SortFunc(eps, func(a, b *Endpoint) int { return a.IP.Compare(b.IP) })
+	}
+	c.lists[dir] = cachedList{gen: after, eps: eps}
+}
+
 // cloneEndpoints copies eps deeply enough for a caller to change them.
 func cloneEndpoints(eps []*Endpoint) []*Endpoint {
 	out := make([]*Endpoint, len(eps))
@@ -324,10 +389,13 @@ func (m *Manager) writeEndpoint(e *Endpoint) error {
 	if err != nil {
 		return err
 	}
+	before := m.opts.Endpoints.current(dir)
 	if err := writeFileNoSync(m.endpointFile(e.NetworkID, e.ContainerID), b, 0o600); err != nil {
+		m.opts.Endpoints.forget(dir)
 		return fmt.Errorf("write endpoint: %w", err)
 	}
 	bumpGeneration(dir)
+	m.opts.Endpoints.changed(dir, before, e.ContainerID, e)
 	// The hint spreads allocations: the next address starts after this one.
 	writeHint(filepath.Join(m.stateDir(e.NetworkID), "last"), e.IP.String())
 	return nil

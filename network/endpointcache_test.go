@@ -120,10 +120,38 @@ func TestEndpointGeneration(t *testing.T) {
 	check("removed and bumped", "a=10.0.0.7")
 	write("c", "10.0.0.4", true)
 	check("added", "a=10.0.0.7", "c=10.0.0.4")
+
+	// This process's own change, made as Attach and Detach make theirs,
+	// keeps the list current: the next read is the cache's (it does not
+	// see a record changed behind its back) and holds the change.
+	before := c.current(dir)
+	if before == "" {
+		t.Fatal("the list just read is not current")
+	}
+	d := &Endpoint{ContainerID: "d", IP: netip.MustParseAddr("10.0.0.5")}
+	write("d", "10.0.0.5", true)
+	c.changed(dir, before, "d", d)
+	b, _ = json.Marshal(Endpoint{ContainerID: "c", IP: netip.MustParseAddr("10.0.0.6")})
+	if err := os.WriteFile(filepath.Join(dir, "c.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("after this process's write", "a=10.0.0.7", "c=10.0.0.4", "d=10.0.0.5")
+	before = c.current(dir)
+	os.Remove(filepath.Join(dir, "d.json"))
+	bumpGeneration(dir)
+	c.changed(dir, before, "d", nil)
+	check("after this process's removal", "a=10.0.0.7", "c=10.0.0.4")
+	// A change by another process in between: the list is read again.
+	before = c.current(dir)
+	write("e", "10.0.0.9", true) // another process
+	write("f", "10.0.0.10", true)
+	c.changed(dir, before, "f", &Endpoint{ContainerID: "f", IP: netip.MustParseAddr("10.0.0.10")})
+	check("after another process's write", "a=10.0.0.7", "c=10.0.0.6", "e=10.0.0.9", "f=10.0.0.10")
+
 	os.Remove(filepath.Join(dir, generationFile))
 	b, _ = json.Marshal(Endpoint{ContainerID: "a", IP: netip.MustParseAddr("10.0.0.8")})
 	if err := os.WriteFile(filepath.Join(dir, "a.json"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	check("no generation file", "a=10.0.0.8", "c=10.0.0.4")
+	check("no generation file", "a=10.0.0.8", "c=10.0.0.6", "e=10.0.0.9", "f=10.0.0.10")
 }
