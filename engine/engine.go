@@ -60,6 +60,9 @@ type Engine struct {
 	// mountTemplate is where the monitor's containers' mount namespaces
 	// are copied from (nil elsewhere, or where it could not be made).
 	mountTemplate *runtime.MountTemplate
+	// runtimeCache is what the monitor's runtime keeps from one container
+	// to the next (nil elsewhere: a command starts one container at most).
+	runtimeCache *runtime.Cache
 
 	// runs are what this process did, creating a container, for the
 	// start that follows (CreateOptions.MountRoot), by container ID.

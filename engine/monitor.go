@@ -98,6 +98,7 @@ func (e *Engine) ServeMonitor(ctx context.Context, ready *os.File) error {
 	}
 	e.sandboxes = network.NewSandboxPool(1, network.SandboxDelay)
 	e.endpoints = network.NewEndpointCache()
+	e.runtimeCache = runtime.NewCache()
 	// Containers' mount namespaces are copied from a template that holds
 	// none of the containers' own mounts (see runtime.MountTemplate); none
 	// where it cannot be made, and they are copied from the monitor's.

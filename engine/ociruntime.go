@@ -44,7 +44,7 @@ type ociRuntime interface {
 func (e *Engine) ociRuntimeFor(name string) (ociRuntime, error) {
 	switch name {
 	case "", "berth":
-		return builtinRuntime{root: e.runtimeRoot(), template: e.mountTemplate}, nil
+		return builtinRuntime{root: e.runtimeRoot(), template: e.mountTemplate, cache: e.runtimeCache}, nil
 	}
 	bin, err := exec.LookPath(name)
 	if err != nil {
@@ -56,10 +56,11 @@ func (e *Engine) ociRuntimeFor(name string) (ociRuntime, error) {
 type builtinRuntime struct {
 	root     string
 	template *runtime.MountTemplate
+	cache    *runtime.Cache
 }
 
 func (r builtinRuntime) Create(ctx context.Context, id, bundle string, stdio [3]*os.File, consoleSocket string) (int, error) {
-	c, err := runtime.Create(ctx, id, bundle, runtime.Options{Root: r.root, Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2], ConsoleSocket: consoleSocket, Template: r.template})
+	c, err := runtime.Create(ctx, id, bundle, runtime.Options{Root: r.root, Stdin: stdio[0], Stdout: stdio[1], Stderr: stdio[2], ConsoleSocket: consoleSocket, Template: r.template, Cache: r.cache})
 	if err != nil {
 		return 0, err
 	}

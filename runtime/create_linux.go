@@ -45,6 +45,9 @@ type Options struct {
 	// Template, if set, is where the container's mount namespace is
 	// copied from when it suits (see MountTemplate).
 	Template *MountTemplate
+	// Cache, if set, keeps what creating a container found out (compiled
+	// seccomp filters, the cgroup hierarchies) for the next ones.
+	Cache *Cache
 }
 
 func (o *Options) root() string {
@@ -112,14 +115,18 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		return nil, err
 	}
 	// The seccomp profile is decoded and compiled on another thread while
-	// this one goes on; the init's program needs it.
+	// this one goes on (unless compiled before); the init's program needs
+	// it.
 	type compiled struct {
 		filter []byte
 		flags  uint
 		err    error
 	}
 	var filterc chan compiled
-	if rawSeccomp != nil {
+	if f, ok := opts.Cache.get(rawSeccomp); rawSeccomp != nil && ok {
+		filterc = make(chan compiled, 1)
+		filterc <- compiled{filter: f.filter, flags: f.flags}
+	} else if rawSeccomp != nil {
 		filterc = make(chan compiled, 1)
 		go func() {
 			var s specs.LinuxSeccomp
@@ -132,7 +139,9 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 				filterc <- compiled{err: errdefs.InvalidArgument("seccomp: %v", err)}
 				return
 			}
-			filterc <- compiled{filter: prog.Bytes(), flags: prog.Flags}
+			f := compiledFilter{filter: prog.Bytes(), flags: prog.Flags}
+			opts.Cache.put(rawSeccomp, f)
+			filterc <- compiled{filter: f.filter, flags: f.flags}
 		}()
 	}
 	rootfs := spec.Root.Path
@@ -209,7 +218,7 @@ func create(ctx context.Context, id, bundle string, opts Options, owned bool) (c
 		res, cgPath = withDevices(spec.Linux.Resources, spec.Linux.Devices), spec.Linux.CgroupsPath
 	}
 	tr.mark("spec, state dir")
-	if cg, err = rcgroups.New(rcgroups.ResolvePath(cgPath, id), res); err != nil {
+	if cg, err = rcgroups.New(rcgroups.ResolvePath(cgPath, id), res, opts.Cache.cgroups()); err != nil {
 		return nil, err
 	}
 	v2 := cg.V2()

@@ -1,6 +1,7 @@
 package cgroups
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -89,6 +90,48 @@ func TestWriteDeviceRules(t *testing.T) {
 		}
 		if string(b) != want {
 			t.Errorf("%s: %q, want %q", f, b, want)
+		}
+	}
+}
+
+// TestHierarchies: a group placed with the hierarchies found once has the
+// directories of one placed by looking for them, for each of several
+// groups, and one made that way is where the kernel put it.
+func TestHierarchies(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a cgroup")
+	}
+	h := &Hierarchies{}
+	for _, p := range []string{"/berth-test/a", "/berth-test/b/c", "/machine.slice/libpod-x.scope"} {
+		want, err := New(p, &specs.LinuxResources{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := New(p, &specs.LinuxResources{}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.cfg.Paths) == 0 || !maps.Equal(got.cfg.Paths, want.cfg.Paths) {
+			t.Errorf("group %s: paths %v with the hierarchies found once, %v looked for", p, got.cfg.Paths, want.cfg.Paths)
+		}
+	}
+	g, err := New("/berth-test/made", &specs.LinuxResources{}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Make(); err != nil {
+		t.Fatal(err)
+	}
+	made := maps.Clone(g.cfg.Paths) // Destroy empties the group's
+	defer func() {
+		g.Destroy()
+		for _, p := range made {
+			os.Remove(filepath.Dir(p)) // berth-test, in each hierarchy
+		}
+	}()
+	for sub, p := range g.cfg.Paths {
+		if _, err := os.Stat(filepath.Join(p, "cgroup.procs")); err != nil {
+			t.Errorf("hierarchy %s: %v", sub, err)
 		}
 	}
 }
