@@ -1,7 +1,10 @@
 // Package engine is berth as a library: every operation a user can ask for
-// (import, load, save, tag, remove, prune, and later pull, build, run, stop)
-// is one method of Engine. The CLI, the Docker Engine API and the CRI are
-// thin translations onto it.
+// (import, load, save, tag, remove, prune, create, run, stop, exec, ...) is
+// one method of Engine. The CLI, the Docker Engine API and the CRI are thin
+// translations onto it. The operations that need a registry client or the
+// Dockerfile frontend are functions of the packages that bring those in,
+// on an Engine: engine/transfer (Pull, Push) and engine/builder (Build), so
+// that a program that only runs containers does not load them.
 //
 // An Engine holds no state of its own beyond open handles: the state on disk
 // under the data root is the truth, shared safely by every berth process.
