@@ -24,16 +24,32 @@ import (
 // this one, found next to it or on $PATH, which holds every command.
 const ImageToolsBinary = "berth-imagetools"
 
-// toolShort are the image tools' one-line descriptions, for the help of a
-// binary that runs them through ImageToolsBinary.
-var toolShort = map[string]string{
-	"build":    "Build an image from a Dockerfile",
-	"pull":     "Download an image from a registry",
-	"push":     "Upload an image to a registry",
-	"login":    "Log in to a registry",
-	"logout":   "Log out from a registry",
-	"manifest": "Inspect image manifests and manifest lists",
-	"registry": "Run berth's own OCI distribution registry",
+// ImageTools are the names of the image tools: the commands a binary that
+// does not add them runs through ImageToolsBinary.
+func ImageTools() []string {
+	return []string{"build", "pull", "push", "login", "logout", "manifest", "registry"}
+}
+
+// toolShort is an image tool's one-line description, for the help of a
+// binary that runs it through ImageToolsBinary.
+func toolShort(name string) string {
+	switch name {
+	case "build":
+		return "Build an image from a Dockerfile"
+	case "pull":
+		return "Download an image from a registry"
+	case "push":
+		return "Upload an image to a registry"
+	case "login":
+		return "Log in to a registry"
+	case "logout":
+		return "Log out from a registry"
+	case "manifest":
+		return "Inspect image manifests and manifest lists"
+	case "registry":
+		return "Run berth's own OCI distribution registry"
+	}
+	return ""
 }
 
 // tool returns the image tool name: the command this binary adds (Main's
@@ -44,7 +60,7 @@ func (a *App) tool(name string) *cobra.Command {
 	}
 	return &cobra.Command{
 		Use:   name,
-		Short: toolShort[name],
+		Short: toolShort(name),
 		// Flags, --help included, are the tool's to parse.
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -59,6 +75,10 @@ func (a *App) tool(name string) *cobra.Command {
 // are the user's own; otherwise (berth as a library) it runs as a child
 // on the App's streams.
 func (a *App) delegate(ctx context.Context, name string) error {
+	if len(a.extra) > 0 {
+		// This binary adds commands: it is the one tools run through.
+		return errdefs.NotImplemented("berth %s: this binary does not provide it", name)
+	}
 	bin, err := imageTools()
 	if err != nil {
 		return errdefs.NotFound("berth %s: %v", name, err)
@@ -95,5 +115,5 @@ func imageTools() (string, error) {
 	if p, err := exec.LookPath(ImageToolsBinary); err == nil {
 		return p, nil
 	}
-	return "", errors.New(ImageToolsBinary + " is neither next to " + self + " nor on $PATH: install it with berth")
+	return "", errors.New(ImageToolsBinary + " is neither next to " + self + " nor on $PATH: install it beside berth")
 }

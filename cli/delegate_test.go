@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/cobra"
 )
 
 // TestImageToolsRunThroughTheirBinary: a binary that does not add the
@@ -46,5 +48,23 @@ func TestImageToolsRunThroughTheirBinary(t *testing.T) {
 	}
 	if _, err := os.Stat(root); !os.IsNotExist(err) {
 		t.Errorf("berth pull without %s made the data root: %v", ImageToolsBinary, err)
+	}
+}
+
+// TestImageToolsBinaryHandsNothingOver: the binary the tools run through
+// never hands a command over again (to itself), even one it lacks.
+func TestImageToolsBinaryHandsNothingOver(t *testing.T) {
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, ImageToolsBinary), []byte("#!/bin/sh\necho ran\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
+	build := Command{Names: []string{"build"}, Make: func(*App) *cobra.Command {
+		return &cobra.Command{Use: "build", RunE: func(*cobra.Command, []string) error { return nil }}
+	}}
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"pull", "busybox"}, Streams{In: strings.NewReader(""), Out: &out, Err: &errb}, build)
+	if code != ExitEngineError || out.String() != "" || !strings.Contains(errb.String(), "does not provide it") {
+		t.Errorf("pull in a binary that adds only build: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
 }

@@ -75,7 +75,7 @@ func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code)
 
 // Command is a top-level command that a binary adds to the command line:
 // the names it answers to and how to make it. Package cli/imagetools
-// provides the image tools' (ImageTools).
+// provides the image tools' (imagetools.Commands).
 type Command struct {
 	Names []string
 	Make  func(*App) *cobra.Command
@@ -209,10 +209,7 @@ func commands() []command {
 	one := func(name string, f func(*App) *cobra.Command) command {
 		return command{[]string{name}, f}
 	}
-	tool := func(name string) command {
-		return command{[]string{name}, func(a *App) *cobra.Command { return a.tool(name) }}
-	}
-	return []command{
+	cmds := []command{
 		one("version", newVersionCmd), one("info", newInfoCmd),
 		named("images", newImagesCmd), one("image", newImageCmd), named("tag", newTagCmd), named("rmi", newRmiCmd),
 		named("history", newHistoryCmd), named("import", newImportCmd), named("save", newSaveCmd),
@@ -226,11 +223,13 @@ func commands() []command {
 		one("attach", newAttachCmd), one("exec", newExecCmd), one("top", newTopCmd), one("stats", newStatsCmd),
 		one("cp", newCpCmd), one("export", newExportCmd), one("diff", newDiffCmd), one("commit", newCommitCmd),
 		one("container", newContainerCmd), one("volume", newVolumeCmd), one("_monitor", newMonitorCmd),
-		tool("registry"), one("network", newNetworkCmd), one("port", newPortCmd),
-		one("runtime", newRuntimeCmd),
-		tool("pull"), tool("push"), tool("login"), tool("logout"), tool("manifest"),
-		tool("build"), one("builder", newBuilderCmd),
+		one("network", newNetworkCmd), one("port", newPortCmd),
+		one("runtime", newRuntimeCmd), one("builder", newBuilderCmd),
 	}
+	for _, name := range ImageTools() {
+		cmds = append(cmds, command{[]string{name}, func(a *App) *cobra.Command { return a.tool(name) }})
+	}
+	return cmds
 }
 
 // noArgs, exactArgs and minArgs word argument errors as docker does;
