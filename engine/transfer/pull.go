@@ -82,14 +82,7 @@ type PullResult struct {
 // any error no image is added or retagged, and every error names the
 // reference.
 func Pull(ctx context.Context, e *engine.Engine, ref string, opts PullOptions) ([]PullResult, error) {
-	client := opts.Remotes
-	if client == nil {
-		var err error
-		if client, err = remotes.New(remotes.Options{}); err != nil {
-			return nil, err
-		}
-	}
-	r, err := client.ParseReference(ref)
+	client, r, err := resolve(opts.Remotes, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +131,19 @@ func Pull(ctx context.Context, e *engine.Engine, ref string, opts PullOptions) (
 }
 
 // syncProgress serializes calls to fn (nil stays a no-op).
+// resolve parses ref for client, or for a client with berth's registry
+// configuration and the user's Docker credentials when client is nil.
+func resolve(client *remotes.Client, ref string) (*remotes.Client, remotes.Ref, error) {
+	if client == nil {
+		var err error
+		if client, err = remotes.New(remotes.Options{}); err != nil {
+			return nil, remotes.Ref{}, err
+		}
+	}
+	r, err := client.ParseReference(ref)
+	return client, r, err
+}
+
 func syncProgress(fn ProgressFunc) ProgressFunc {
 	if fn == nil {
 		return func(Progress) {}

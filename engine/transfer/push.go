@@ -52,14 +52,7 @@ type PushResult struct {
 // last. The manifest is sent exactly as stored, so the image keeps its
 // digest, which Push records as a RepoDigest.
 func Push(ctx context.Context, e *engine.Engine, ref string, opts PushOptions) ([]PushResult, error) {
-	client := opts.Remotes
-	if client == nil {
-		var err error
-		if client, err = remotes.New(remotes.Options{}); err != nil {
-			return nil, err
-		}
-	}
-	r, err := client.ParseReference(ref)
+	client, r, err := resolve(opts.Remotes, ref)
 	if err != nil {
 		return nil, err
 	}
